@@ -1,0 +1,101 @@
+/*
+ * lb_types.h - internal types of the C core (never in the cffi cdef): addresses, the flow key a
+ * packet is looked up and scheduled by, services and destinations.  Kernel counterparts:
+ * include/net/ip_vs.h (struct ip_vs_service, struct ip_vs_dest, struct ip_vs_iphdr).
+ */
+#ifndef LB_TYPES_H
+#define LB_TYPES_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "lb_api.h"
+#include "lb_list.h"
+
+/* The kernel's union nf_inet_addr: IPv4 in ip (network order), IPv6 in ip6/b. */
+union lb_addr {
+	uint32_t ip;
+	uint32_t ip6[4];
+	uint8_t b[16];
+};
+
+static inline bool lb_addr_eq(uint16_t af, const union lb_addr *a, const union lb_addr *b)
+{
+	if (af == LB_AF_INET)
+		return a->ip == b->ip;
+	return a->ip6[0] == b->ip6[0] && a->ip6[1] == b->ip6[1] && a->ip6[2] == b->ip6[2] &&
+	       a->ip6[3] == b->ip6[3];
+}
+
+/* What a scheduler and the connection table see of a packet: the kernel's ip_vs_iphdr plus ports.
+ * Addresses and ports in network byte order. */
+struct lb_flow_key {
+	uint16_t af;
+	uint8_t proto;
+	uint8_t pad;
+	uint32_t fwmark;
+	union lb_addr saddr;
+	union lb_addr daddr;
+	uint16_t sport;
+	uint16_t dport;
+};
+
+struct lb_service;
+struct lb_sched_ops;
+
+/* A real server.  Lives in the core's dest pool; linked on its service's list while it is part of
+ * the service, and kept (off the list, "in the trash" as the kernel says) while connections still
+ * reference it. */
+struct lb_dest {
+	struct lb_list n_list;		/* on svc->destinations, newest first */
+	struct lb_service *svc;
+	union lb_addr addr;		/* network order */
+	uint16_t af;
+	uint16_t port;			/* network order */
+	uint32_t conn_flags;		/* LB_FWD_* forwarding method */
+	int32_t weight;
+	int32_t last_weight;		/* the kernel's last_weight (mh/sh keep quiesced dests in tables) */
+	uint32_t flags;			/* LB_DEST_F_AVAILABLE | LB_DEST_F_OVERLOAD */
+	uint32_t u_threshold;
+	uint32_t l_threshold;
+	uint32_t activeconns;
+	uint32_t inactconns;
+	uint32_t persistconns;
+	uint32_t refcnt;		/* connections bound to it */
+	int32_t id;			/* index in the core's dest pool */
+	bool in_use;			/* pool slot taken */
+	bool linked;			/* on its service's list (false: trash) */
+	struct lb_stats stats;
+	/* Next hop, filled by the control plane (lb_dest_set_nexthop): egress port and MAC. */
+	int32_t nh_port;		/* -1: unresolved */
+	uint8_t nh_mac[6];
+	void *sched_data;		/* per-dest scheduler state, if a scheduler wants it */
+};
+
+/* A virtual service. */
+struct lb_service {
+	struct lb_service *hnext;	/* service hash chain */
+	struct lb_list destinations;
+	uint32_t num_dests;
+	uint16_t af;
+	uint16_t proto;
+	union lb_addr addr;		/* network order */
+	uint16_t port;			/* network order */
+	uint32_t fwmark;
+	uint32_t flags;			/* LB_SVC_F_* */
+	uint32_t timeout_s;		/* persistence timeout */
+	uint32_t netmask;		/* v4: host-order mask; v6: prefix length */
+	const struct lb_sched_ops *sched;
+	void *sched_data;
+	struct lb_core *core;
+	int32_t id;
+	bool in_use;
+	struct lb_stats stats;
+};
+
+static inline uint32_t lb_dest_totalconns(const struct lb_dest *d) { return d->activeconns + d->inactconns; }
+
+#define lb_for_each_dest(d, svc) \
+	for ((d) = lb_container_of((svc)->destinations.next, struct lb_dest, n_list); \
+	     &(d)->n_list != &(svc)->destinations; \
+	     (d) = lb_container_of((d)->n_list.next, struct lb_dest, n_list))
+
+#endif
