@@ -170,27 +170,8 @@ int lb_sched_batch(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_
 /* Housekeeping that the kernel does from timers (lblc/lblcr table aging): call now and then. */
 void lb_core_tick(lb_core *core, uint64_t now_ns);
 
-/* ---- Packets: the batch the data plane hands to the core (process.c implements the call). ---- */
-
-/* Verdicts. */
-#define LB_VERDICT_DROP 0	/* dropped; reason says why (counted) */
-#define LB_VERDICT_TX 1	/* rewritten in place; send on out_port */
-#define LB_VERDICT_PASS 2	/* not ours (no service, ARP, ICMP echo to a VIP, ...): the slow path / kernel */
-
-/* One batch: frames laid out in a slab at slab + i * stride (stride leaves headroom for growth:
- * IPIP adds 20 bytes, an ICMP error built in place may need up to 576), plus parallel arrays. */
-struct lb_batch {
-	uint8_t *slab;
-	uint32_t stride;
-	uint32_t n;
-	uint16_t *len;		/* in: frame length; out: length after the rewrite */
-	uint8_t *in_port;	/* in: the port index the frame arrived on */
-	uint8_t *out_port;	/* out: where to send it (verdict TX) */
-	uint8_t *verdict;	/* out: LB_VERDICT_* */
-	uint8_t *reason;	/* out: enum lb_reason (lb_reason.h) */
-};
-
-int lb_process_batch(lb_core *core, struct lb_batch *b, uint64_t now_ns);
+/* The packet batch API (struct lb_batch, lb_process_batch, verdicts) is in lb_api_pkt.h; the
+ * connection table's (dump, timeouts, batch lookups) in lb_api_conn.h. */
 
 /* Ports (links) of the balancer: index 0..7, its MAC, its IPv4 address on that link (outer source
  * of IPIP, source of ICMP errors), the link MTU.  Set by the control plane before traffic. */

@@ -1,0 +1,629 @@
+/*
+ * service.c - virtual services and their destinations (kernel ip_vs_ctl.c, the parts that are not
+ * netlink): add/edit/delete with the kernel's checks and error codes, the destination list kept
+ * newest-first, scheduler hooks called where the kernel calls them, destinations kept "in the
+ * trash" while connections still use them, and connection accounting with the OVERLOAD flag
+ * (ip_vs_conn.c ip_vs_bind_dest/ip_vs_unbind_dest).
+ */
+#include <errno.h>
+#include <string.h>
+#include "lb_core.h"
+
+void lb_addr_from_cfg(union lb_addr *a, const uint8_t src[16], uint16_t af)
+{
+	memset(a, 0, sizeof(*a));
+	memcpy(a->b, src, af == LB_AF_INET ? 4 : 16);
+}
+
+static inline uint16_t to_net16(uint16_t v) { return (uint16_t)((v >> 8) | (v << 8)); }
+
+static uint32_t svc_hash(uint16_t af, uint8_t proto, const union lb_addr *a, uint16_t port_net)
+{
+	uint32_t h = a->ip;
+	if (af == LB_AF_INET6)
+		h ^= a->ip6[1] ^ a->ip6[2] ^ a->ip6[3];
+	h ^= ((uint32_t)proto << 16) ^ port_net;
+	h *= 0x9E3779B1u;
+	return h >> (32 - LB_SVC_HASH_BITS);
+}
+
+static uint32_t fwm_hash(uint32_t fwmark) { return (fwmark * 0x9E3779B1u) >> (32 - LB_SVC_HASH_BITS); }
+
+static struct lb_service *svc_find_exact(struct lb_core *core, uint16_t af, uint8_t proto,
+					 const union lb_addr *addr, uint16_t port_net)
+{
+	for (struct lb_service *s = core->svc_tab[svc_hash(af, proto, addr, port_net)]; s; s = s->hnext)
+		if (s->af == af && s->proto == proto && s->port == port_net && s->fwmark == 0 &&
+		    lb_addr_eq(af, &s->addr, addr))
+			return s;
+	return NULL;
+}
+
+/* The packet path: the service for (proto, vaddr, vport), else a port-zero service on that
+ * address (persistent "all ports" services), as ip_vs_service_find does. */
+struct lb_service *lb_svc_find(struct lb_core *core, uint16_t af, uint8_t proto, const union lb_addr *addr,
+			       uint16_t port_net)
+{
+	struct lb_service *s = svc_find_exact(core, af, proto, addr, port_net);
+	if (!s && port_net != 0)
+		s = svc_find_exact(core, af, proto, addr, 0);
+	return s;
+}
+
+struct lb_service *lb_svc_find_fwmark(struct lb_core *core, uint16_t af, uint32_t fwmark)
+{
+	for (struct lb_service *s = core->fwm_tab[fwm_hash(fwmark)]; s; s = s->hnext)
+		if (s->fwmark == fwmark && s->af == af)
+			return s;
+	return NULL;
+}
+
+static struct lb_service *svc_from_key(struct lb_core *core, const struct lb_svc_cfg *k)
+{
+	union lb_addr a;
+	if (!k || (k->af != LB_AF_INET && k->af != LB_AF_INET6))
+		return NULL;
+	if (k->fwmark)
+		return lb_svc_find_fwmark(core, k->af, k->fwmark);
+	lb_addr_from_cfg(&a, k->addr, k->af);
+	return svc_find_exact(core, k->af, (uint8_t)k->proto, &a, to_net16(k->port));
+}
+
+static struct lb_service **svc_bucket(struct lb_core *core, const struct lb_service *s)
+{
+	if (s->fwmark)
+		return &core->fwm_tab[fwm_hash(s->fwmark)];
+	return &core->svc_tab[svc_hash(s->af, (uint8_t)s->proto, &s->addr, s->port)];
+}
+
+static void svc_unhash(struct lb_core *core, struct lb_service *s)
+{
+	for (struct lb_service **pp = svc_bucket(core, s); *pp; pp = &(*pp)->hnext)
+		if (*pp == s) {
+			*pp = s->hnext;
+			break;
+		}
+	s->hnext = NULL;
+	s->flags &= ~(uint32_t)LB_SVC_F_HASHED;
+}
+
+static int svc_cfg_check(const struct lb_svc_cfg *c)
+{
+	if (c->af != LB_AF_INET && c->af != LB_AF_INET6)
+		return -EAFNOSUPPORT;
+	if (!c->fwmark && c->proto != LB_PROTO_TCP && c->proto != LB_PROTO_UDP && c->proto != LB_PROTO_SCTP)
+		return -EPROTONOSUPPORT;
+	if (c->af == LB_AF_INET6 && (c->flags & LB_SVC_F_PERSISTENT) && (c->netmask < 1 || c->netmask > 128))
+		return -EINVAL;
+	if (memchr(c->sched, 0, LB_SCHED_NAME_MAX) == NULL)
+		return -EINVAL;
+	return 0;
+}
+
+static void svc_apply_cfg(struct lb_service *s, const struct lb_svc_cfg *c)
+{
+	/* Only the user-settable flags; HASHED is ours. */
+	s->flags = (s->flags & LB_SVC_F_HASHED) | (c->flags & ~(uint32_t)LB_SVC_F_HASHED);
+	s->timeout_s = c->timeout;
+	s->netmask = c->netmask;
+}
+
+int lb_svc_add(lb_core *core, const struct lb_svc_cfg *cfg)
+{
+	int rc = svc_cfg_check(cfg);
+	if (rc)
+		return rc;
+	const struct lb_sched_ops *sched = lb_sched_lookup(cfg->sched);
+	if (!sched)
+		return -ENOENT;
+	if (svc_from_key(core, cfg))
+		return -EEXIST;
+	struct lb_service *s = NULL;
+	for (uint32_t i = 0; i < core->cfg.svc_max; i++)
+		if (!core->svcs[i].in_use) {
+			s = &core->svcs[i];
+			break;
+		}
+	if (!s)
+		return -ENOMEM;
+	memset(s, 0, sizeof(*s));
+	s->id = (int32_t)(s - core->svcs);
+	s->core = core;
+	s->af = cfg->af;
+	s->proto = cfg->fwmark ? LB_PROTO_TCP : cfg->proto;
+	s->fwmark = cfg->fwmark;
+	if (!cfg->fwmark) {
+		lb_addr_from_cfg(&s->addr, cfg->addr, cfg->af);
+		s->port = to_net16(cfg->port);
+	}
+	lb_list_init(&s->destinations);
+	svc_apply_cfg(s, cfg);
+	s->sched = sched;
+	if (sched->init_service) {
+		rc = sched->init_service(s);
+		if (rc)
+			return rc;	/* nothing was linked yet: the slot stays free */
+	}
+	s->in_use = true;
+	struct lb_service **b = svc_bucket(core, s);
+	s->hnext = *b;
+	*b = s;
+	s->flags |= LB_SVC_F_HASHED;
+	core->num_svcs++;
+	return 0;
+}
+
+int lb_svc_edit(lb_core *core, const struct lb_svc_cfg *cfg)
+{
+	int rc = svc_cfg_check(cfg);
+	if (rc)
+		return rc;
+	const struct lb_sched_ops *sched = lb_sched_lookup(cfg->sched);
+	if (!sched)
+		return -ENOENT;
+	struct lb_service *s = svc_from_key(core, cfg);
+	if (!s)
+		return -ESRCH;
+	if (sched != s->sched) {
+		/* Bind the new scheduler first: if it fails, the old one stays as it was. */
+		void *old_data = s->sched_data;
+		const struct lb_sched_ops *old = s->sched;
+		s->sched_data = NULL;
+		s->sched = sched;
+		if (sched->init_service && (rc = sched->init_service(s)) != 0) {
+			s->sched = old;
+			s->sched_data = old_data;
+			return rc;
+		}
+		void *new_data = s->sched_data;
+		s->sched = old;
+		s->sched_data = old_data;
+		if (old->done_service)
+			old->done_service(s);
+		s->sched = sched;
+		s->sched_data = new_data;
+	}
+	svc_apply_cfg(s, cfg);
+	return 0;
+}
+
+static bool svc_referenced(struct lb_core *core, const struct lb_service *s);
+
+static void dest_free(struct lb_core *core, struct lb_dest *d)
+{
+	struct lb_service *s = d->svc;
+	d->in_use = false;
+	d->svc = NULL;
+	core->num_dests--;
+	/* A deleted service lingers while its trashed dests carry connections; free it with the last. */
+	if (s && !s->in_use && !svc_referenced(core, s))
+		memset(s, 0, sizeof(*s));
+}
+
+/* Unlink from the service list (kernel __ip_vs_unlink_dest + __ip_vs_del_dest): not available any
+ * more; kept while connections reference it. */
+static void dest_unlink(struct lb_core *core, struct lb_service *s, struct lb_dest *d, bool call_sched)
+{
+	lb_list_del(&d->n_list);
+	d->linked = false;
+	s->num_dests--;
+	d->flags &= ~(uint32_t)LB_DEST_F_AVAILABLE;
+	if (call_sched && s->sched->del_dest)
+		s->sched->del_dest(s, d);
+	if (d->refcnt == 0)
+		dest_free(core, d);
+}
+
+static bool svc_referenced(struct lb_core *core, const struct lb_service *s)
+{
+	for (uint32_t i = 0; i < core->cfg.dest_max; i++)
+		if (core->dests[i].in_use && core->dests[i].svc == s)
+			return true;
+	return false;
+}
+
+static void svc_destroy(struct lb_core *core, struct lb_service *s)
+{
+	svc_unhash(core, s);
+	/* Like __ip_vs_del_service: unbind the scheduler, then move every dest to the trash.  The
+	 * service stays in_use during the unlinks so that dest_free does not release it under us. */
+	if (s->sched->done_service)
+		s->sched->done_service(s);
+	s->sched_data = NULL;
+	while (!lb_list_empty(&s->destinations)) {
+		struct lb_dest *d = lb_container_of(s->destinations.next, struct lb_dest, n_list);
+		dest_unlink(core, s, d, false);
+	}
+	s->in_use = false;
+	core->num_svcs--;
+	if (!svc_referenced(core, s))
+		memset(s, 0, sizeof(*s));
+}
+
+int lb_svc_del(lb_core *core, const struct lb_svc_cfg *key)
+{
+	struct lb_service *s = svc_from_key(core, key);
+	if (!s)
+		return -ESRCH;
+	svc_destroy(core, s);
+	return 0;
+}
+
+int lb_svc_flush(lb_core *core)
+{
+	for (uint32_t i = 0; i < core->cfg.svc_max; i++)
+		if (core->svcs[i].in_use)
+			svc_destroy(core, &core->svcs[i]);
+	return 0;
+}
+
+int lb_svc_zero(lb_core *core, const struct lb_svc_cfg *key)
+{
+	struct lb_dest *d;
+	if (key) {
+		struct lb_service *s = svc_from_key(core, key);
+		if (!s)
+			return -ESRCH;
+		memset(&s->stats, 0, sizeof(s->stats));
+		lb_for_each_dest(d, s)
+			memset(&d->stats, 0, sizeof(d->stats));
+		return 0;
+	}
+	for (uint32_t i = 0; i < core->cfg.svc_max; i++)
+		if (core->svcs[i].in_use)
+			memset(&core->svcs[i].stats, 0, sizeof(core->svcs[i].stats));
+	for (uint32_t i = 0; i < core->cfg.dest_max; i++)
+		if (core->dests[i].in_use)
+			memset(&core->dests[i].stats, 0, sizeof(core->dests[i].stats));
+	return 0;
+}
+
+static void svc_to_cfg(const struct lb_service *s, struct lb_svc_cfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->af = s->af;
+	c->proto = s->proto;
+	memcpy(c->addr, s->addr.b, 16);
+	c->port = to_net16(s->port);
+	c->fwmark = s->fwmark;
+	strncpy(c->sched, s->sched->name, LB_SCHED_NAME_MAX - 1);
+	c->flags = s->flags;
+	c->timeout = s->timeout_s;
+	c->netmask = s->netmask;
+}
+
+static void svc_to_info(const struct lb_service *s, struct lb_svc_info *o)
+{
+	svc_to_cfg(s, &o->cfg);
+	o->num_dests = s->num_dests;
+	o->id = s->id;
+	o->stats = s->stats;
+}
+
+int lb_svc_list(lb_core *core, struct lb_svc_info *out, int max)
+{
+	int n = 0;
+	for (uint32_t i = 0; i < core->cfg.svc_max; i++)
+		if (core->svcs[i].in_use) {
+			if (n < max)
+				svc_to_info(&core->svcs[i], &out[n]);
+			n++;
+		}
+	return n;
+}
+
+int lb_svc_get(lb_core *core, const struct lb_svc_cfg *key, struct lb_svc_info *out)
+{
+	struct lb_service *s = svc_from_key(core, key);
+	if (!s)
+		return -ESRCH;
+	svc_to_info(s, out);
+	return 0;
+}
+
+/* ---- destinations ---- */
+
+static struct lb_dest *dest_find(struct lb_service *s, const union lb_addr *a, uint16_t af, uint16_t port_net)
+{
+	struct lb_dest *d;
+	lb_for_each_dest(d, s)
+		if (d->af == af && d->port == port_net && lb_addr_eq(af, &d->addr, a))
+			return d;
+	return NULL;
+}
+
+static struct lb_dest *dest_find_trash(struct lb_core *core, struct lb_service *s, const union lb_addr *a,
+				       uint16_t af, uint16_t port_net)
+{
+	for (uint32_t i = 0; i < core->cfg.dest_max; i++) {
+		struct lb_dest *d = &core->dests[i];
+		if (d->in_use && !d->linked && d->svc == s && d->af == af && d->port == port_net &&
+		    lb_addr_eq(af, &d->addr, a))
+			return d;
+	}
+	return NULL;
+}
+
+static int dest_cfg_check(const struct lb_dest_cfg *c)
+{
+	if (c->af != LB_AF_INET && c->af != LB_AF_INET6)
+		return -EAFNOSUPPORT;
+	if (c->weight < 0)
+		return -ERANGE;
+	if (c->l_threshold > c->u_threshold)
+		return -ERANGE;
+	if (c->fwd != LB_FWD_MASQ && c->fwd != LB_FWD_TUNNEL && c->fwd != LB_FWD_DROUTE)
+		return -EINVAL;
+	return 0;
+}
+
+/* kernel __ip_vs_update_dest: weight, forwarding, thresholds; the OVERLOAD flag is cleared when the
+ * upper threshold is removed or raised; then the scheduler hook. */
+static void dest_update(struct lb_service *s, struct lb_dest *d, const struct lb_dest_cfg *c, bool add)
+{
+	d->weight = c->weight;
+	d->conn_flags = c->fwd;
+	d->flags |= LB_DEST_F_AVAILABLE;
+	if (c->u_threshold == 0 || c->u_threshold > d->u_threshold)
+		d->flags &= ~(uint32_t)LB_DEST_F_OVERLOAD;
+	d->u_threshold = c->u_threshold;
+	d->l_threshold = c->l_threshold;
+	if (add) {
+		lb_list_add(&d->n_list, &s->destinations);
+		d->linked = true;
+		s->num_dests++;
+		if (s->sched->add_dest)
+			s->sched->add_dest(s, d);
+	} else if (s->sched->upd_dest) {
+		s->sched->upd_dest(s, d);
+	}
+}
+
+int lb_dest_add(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_dest_cfg *c)
+{
+	struct lb_service *s = svc_from_key(core, svc);
+	if (!s)
+		return -ESRCH;
+	int rc = dest_cfg_check(c);
+	if (rc)
+		return rc;
+	union lb_addr a;
+	lb_addr_from_cfg(&a, c->addr, c->af);
+	uint16_t port = to_net16(c->port);
+	if (dest_find(s, &a, c->af, port))
+		return -EEXIST;
+	struct lb_dest *d = dest_find_trash(core, s, &a, c->af, port);
+	if (!d) {
+		for (uint32_t i = 0; i < core->cfg.dest_max; i++)
+			if (!core->dests[i].in_use) {
+				d = &core->dests[i];
+				break;
+			}
+		if (!d)
+			return -ENOMEM;
+		memset(d, 0, sizeof(*d));
+		d->id = (int32_t)(d - core->dests);
+		d->in_use = true;
+		d->svc = s;
+		d->af = c->af;
+		d->addr = a;
+		d->port = port;
+		d->nh_port = -1;
+		lb_list_init(&d->n_list);
+		core->num_dests++;
+	}
+	dest_update(s, d, c, true);
+	return 0;
+}
+
+int lb_dest_edit(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_dest_cfg *c)
+{
+	struct lb_service *s = svc_from_key(core, svc);
+	if (!s)
+		return -ESRCH;
+	int rc = dest_cfg_check(c);
+	if (rc)
+		return rc;
+	union lb_addr a;
+	lb_addr_from_cfg(&a, c->addr, c->af);
+	struct lb_dest *d = dest_find(s, &a, c->af, to_net16(c->port));
+	if (!d)
+		return -ENOENT;
+	dest_update(s, d, c, false);
+	return 0;
+}
+
+int lb_dest_del(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_dest_cfg *c)
+{
+	struct lb_service *s = svc_from_key(core, svc);
+	if (!s)
+		return -ESRCH;
+	if (c->af != LB_AF_INET && c->af != LB_AF_INET6)
+		return -EAFNOSUPPORT;
+	union lb_addr a;
+	lb_addr_from_cfg(&a, c->addr, c->af);
+	struct lb_dest *d = dest_find(s, &a, c->af, to_net16(c->port));
+	if (!d)
+		return -ENOENT;
+	dest_unlink(core, s, d, true);
+	return 0;
+}
+
+static void dest_to_info(const struct lb_dest *d, struct lb_dest_info *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->cfg.af = d->af;
+	o->cfg.port = to_net16(d->port);
+	memcpy(o->cfg.addr, d->addr.b, 16);
+	o->cfg.fwd = d->conn_flags;
+	o->cfg.weight = d->weight;
+	o->cfg.u_threshold = d->u_threshold;
+	o->cfg.l_threshold = d->l_threshold;
+	o->id = d->id;
+	o->flags = d->flags;
+	o->activeconns = d->activeconns;
+	o->inactconns = d->inactconns;
+	o->persistconns = d->persistconns;
+	o->last_weight = d->last_weight;
+	o->stats = d->stats;
+}
+
+int lb_dest_list(lb_core *core, const struct lb_svc_cfg *svc, struct lb_dest_info *out, int max)
+{
+	struct lb_service *s = svc_from_key(core, svc);
+	if (!s)
+		return -ESRCH;
+	int n = 0;
+	struct lb_dest *d;
+	lb_for_each_dest(d, s) {
+		if (n < max)
+			dest_to_info(d, &out[n]);
+		n++;
+	}
+	return n;
+}
+
+static struct lb_dest *dest_by_id(struct lb_core *core, int32_t id)
+{
+	if (id < 0 || (uint32_t)id >= core->cfg.dest_max || !core->dests[id].in_use)
+		return NULL;
+	return &core->dests[id];
+}
+
+int lb_dest_info_by_id(lb_core *core, int32_t id, struct lb_dest_info *out)
+{
+	struct lb_dest *d = dest_by_id(core, id);
+	if (!d)
+		return -ENOENT;
+	dest_to_info(d, out);
+	return 0;
+}
+
+int lb_dest_set_nexthop(lb_core *core, int32_t dest_id, int port, const uint8_t *mac6)
+{
+	struct lb_dest *d = dest_by_id(core, dest_id);
+	if (!d)
+		return -ENOENT;
+	if (port < -1 || port >= LB_MAX_PORTS)
+		return -EINVAL;
+	d->nh_port = port;
+	if (mac6)
+		memcpy(d->nh_mac, mac6, 6);
+	return 0;
+}
+
+/* ---- connection accounting (kernel ip_vs_bind_dest / ip_vs_unbind_dest) ---- */
+
+static void overload_after_unbind(struct lb_dest *d)
+{
+	if (d->l_threshold != 0) {
+		if (lb_dest_totalconns(d) < d->l_threshold)
+			d->flags &= ~(uint32_t)LB_DEST_F_OVERLOAD;
+	} else if (d->u_threshold != 0) {
+		if ((uint64_t)lb_dest_totalconns(d) * 4 < (uint64_t)d->u_threshold * 3)
+			d->flags &= ~(uint32_t)LB_DEST_F_OVERLOAD;
+	} else {
+		d->flags &= ~(uint32_t)LB_DEST_F_OVERLOAD;
+	}
+}
+
+static void overload_after_bind(struct lb_dest *d)
+{
+	if (d->u_threshold != 0 && lb_dest_totalconns(d) >= d->u_threshold)
+		d->flags |= LB_DEST_F_OVERLOAD;
+}
+
+void lb_dest_account(struct lb_dest *d, int event)
+{
+	switch (event) {
+	case LB_EV_BIND_ACTIVE:
+		d->activeconns++;
+		overload_after_bind(d);
+		break;
+	case LB_EV_BIND_INACTIVE:
+		d->inactconns++;
+		overload_after_bind(d);
+		break;
+	case LB_EV_BIND_TEMPLATE:
+		d->persistconns++;
+		overload_after_bind(d);
+		break;
+	case LB_EV_TO_INACTIVE:	/* protocol state left ESTABLISHED: no threshold check, as the kernel */
+		d->activeconns--;
+		d->inactconns++;
+		break;
+	case LB_EV_TO_ACTIVE:
+		d->inactconns--;
+		d->activeconns++;
+		break;
+	case LB_EV_UNBIND_ACTIVE:
+		d->activeconns--;
+		overload_after_unbind(d);
+		break;
+	case LB_EV_UNBIND_INACTIVE:
+		d->inactconns--;
+		overload_after_unbind(d);
+		break;
+	case LB_EV_UNBIND_TEMPLATE:
+		d->persistconns--;
+		overload_after_unbind(d);
+		break;
+	default:
+		break;
+	}
+}
+
+void lb_dest_hold(struct lb_dest *d) { d->refcnt++; }
+
+void lb_dest_put(struct lb_core *core, struct lb_dest *d)
+{
+	if (d->refcnt > 0)
+		d->refcnt--;
+	if (d->refcnt == 0 && !d->linked && d->in_use)
+		dest_free(core, d);
+}
+
+int lb_dest_conn_event(lb_core *core, int32_t dest_id, int event)
+{
+	struct lb_dest *d = dest_by_id(core, dest_id);
+	if (!d)
+		return -ENOENT;
+	if (event < LB_EV_BIND_ACTIVE || event > LB_EV_UNBIND_TEMPLATE)
+		return -EINVAL;
+	/* Refuse to go below zero: the caller's bookkeeping is wrong, nothing changes. */
+	if (((event == LB_EV_TO_INACTIVE || event == LB_EV_UNBIND_ACTIVE) && d->activeconns == 0) ||
+	    ((event == LB_EV_TO_ACTIVE || event == LB_EV_UNBIND_INACTIVE) && d->inactconns == 0) ||
+	    (event == LB_EV_UNBIND_TEMPLATE && d->persistconns == 0))
+		return -EINVAL;
+	lb_dest_account(d, event);
+	return 0;
+}
+
+/* ---- the scheduler alone, for lb simulate, tests and benchmarks ---- */
+
+static void flow_key_from(struct lb_flow_key *k, const struct lb_flow *f)
+{
+	memset(k, 0, sizeof(*k));
+	k->af = f->af;
+	k->proto = (uint8_t)f->proto;
+	lb_addr_from_cfg(&k->saddr, f->saddr, f->af);
+	lb_addr_from_cfg(&k->daddr, f->daddr, f->af);
+	k->sport = to_net16(f->sport);
+	k->dport = to_net16(f->dport);
+}
+
+int lb_sched_batch(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_flow *flows, uint32_t n,
+		   int32_t *out, uint64_t now_ns)
+{
+	struct lb_service *s = svc_from_key(core, svc);
+	if (!s)
+		return -ESRCH;
+	struct lb_sched_ctx ctx = { .now = now_ns, .rng = &core->rng };
+	struct lb_flow_key k;
+	for (uint32_t i = 0; i < n; i++) {
+		flow_key_from(&k, &flows[i]);
+		struct lb_dest *d = s->sched->schedule(s, &k, &ctx);
+		out[i] = d ? d->id : -1;
+	}
+	return (int)n;
+}
