@@ -1,0 +1,7 @@
+"""`python -m lb` is `lb`."""
+
+import sys
+
+from lb.cli.main import main
+
+sys.exit(main())
