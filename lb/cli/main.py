@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             # Only a module that does not exist (yet) is skipped; a broken import inside one is an error.
-            if exc.name != name:
+            if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
                 raise
             continue
         module.register(sub)
