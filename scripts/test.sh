@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# scripts/test.sh - set up (scripts/setup.sh), then run every test tier:
+#   1. ruff on lb/ tests/ bench/;
+#   2. the C core alone under AddressSanitizer + UBSan (make -C csched test), then a bounded libFuzzer run;
+#   3. pytest: unit + parity tests, and, as root, the network-namespace end-to-end tests;
+#   4. a benchmark smoke run (pytest-benchmark, one round each) so the benchmarks keep working.
+# Under CI=true the end-to-end tests must run: skipping them is a failure (see .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "== ruff"
+ruff check lb tests bench
+echo "== C core under ASan/UBSan"
+make -s -C csched test
+echo "== fuzz (${FUZZ_SECONDS:=20}s per target)"
+make -s -C csched fuzz FUZZ_SECONDS="$FUZZ_SECONDS"
+echo "== pytest"
+mkdir -p build
+set +e
+python -m pytest -q -p no:cacheprovider -rs --junitxml=build/junit.xml tests "$@"
+rc=$?
+set -e
+[ $rc -eq 0 ] || exit $rc
+echo "== benchmark smoke"
+python -m pytest -q -p no:cacheprovider bench --benchmark-disable-gc --benchmark-min-rounds=1 \
+	--benchmark-max-time=0.05 --benchmark-warmup=off -x -q
