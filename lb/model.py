@@ -2,7 +2,7 @@
 
 Mirrors the kernel's user-visible IPVS objects (include/uapi/linux/ip_vs.h: ip_vs_service_user,
 ip_vs_dest_user, IP_VS_SVC_F_*, IP_VS_CONN_F_*) and what ipvsadm 1.31 prints from them. Everything
-here is an immutable value; the authoritative mutable state lives in lb/control/state.py.
+here is an immutable value; the authoritative mutable state lives in lb/state.py (ConfigState) and the C core.
 
 Ordering (what the kernel and ipvsadm do, and what pyvs does):
 - The kernel inserts a new dest at the head of the service's list (list_add in __ip_vs_update_dest),
@@ -52,8 +52,9 @@ SVC_F_SCHED_SH_PORT = SVC_F_SCHED2
 SVC_F_SCHED_MH_FALLBACK = SVC_F_SCHED1
 SVC_F_SCHED_MH_PORT = SVC_F_SCHED2
 
-#: Schedulers pyvs knows by name (ipvsadm 1.31 SCHEDULERS, minus the ones the core does not have).
-SCHEDULERS = ("rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "mh")
+#: Schedulers pyvs knows by name, in ipvsadm 1.31's SCHEDULERS order (rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|
+#: ovf|mh), then twos (kernel 6.x ip_vs_twos.c, listed by later ipvsadm releases).
+SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos")
 
 #: Per-scheduler names of the generic flag bits, in ipvsadm's print order (print_sched_flags).
 SCHED_FLAG_NAMES: dict[str, tuple[tuple[str, int], ...]] = {
