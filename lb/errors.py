@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from enum import Enum
+from enum import StrEnum
 
 
-class Op(str, Enum):
+class Op(StrEnum):
     """Configuration operations, named after the libipvs functions ipvs_strerror keys on."""
 
     ADD_SERVICE = "add_service"

@@ -52,8 +52,8 @@ SVC_F_SCHED_SH_PORT = SVC_F_SCHED2
 SVC_F_SCHED_MH_FALLBACK = SVC_F_SCHED1
 SVC_F_SCHED_MH_PORT = SVC_F_SCHED2
 
-#: Schedulers pyvs knows by name, in ipvsadm 1.31's SCHEDULERS order (rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|
-#: ovf|mh), then twos (kernel 6.x ip_vs_twos.c, listed by later ipvsadm releases).
+#: Schedulers pyvs knows by name, in ipvsadm 1.31's SCHEDULERS order
+#: (rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh), then twos (kernel 6.x ip_vs_twos.c).
 SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos")
 
 #: Per-scheduler names of the generic flag bits, in ipvsadm's print order (print_sched_flags).
