@@ -1,0 +1,532 @@
+/*
+ * pump.c - the receive -> process -> transmit loop over the balancer's ports (lb_api_io.h).
+ * One lb_pump() call: walk each port's TPACKET_V3 RX ring (or recvmmsg / read()), copy frames into
+ * one batch slab, run the core on the batch, sendmmsg the TX-verdict frames grouped by egress port,
+ * queue PASS frames for Python's slow path, count everything per port.  poll() only when every port
+ * is idle, at most once per call, so Python regains control within timeout_ms.
+ * No clock reads here: `now` comes from the caller (DESIGN.md 1).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/if_packet.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include "lb_api_io.h"
+
+/* The packet path (process.c, lb_api_pkt.h) may not be linked in yet while it is being written: the
+ * weak reference makes the pump fall back to handing every frame to the slow path until it is. */
+#if __has_include("lb_api_pkt.h")
+#include "lb_api_pkt.h"
+#pragma weak lb_process_batch
+#define PUMP_HAVE_PKT 1
+#else
+#define PUMP_HAVE_PKT 0
+#endif
+
+/* Verdicts as the pump handles them: the packet path's LB_VERDICT_DROP/TX/PASS values. */
+enum { PUMP_V_DROP = 0, PUMP_V_TX = 1, PUMP_V_PASS = 2 };
+
+struct pump_port {
+	bool used;
+	int kind;		/* LB_PUMP_IO_* */
+	int fd;
+	uint8_t *ring;		/* RING: mmap'ed TPACKET_V3 RX ring */
+	uint32_t block_size, block_nr;
+	uint32_t cur_block;	/* block the reader is on */
+	uint32_t pkts_left;	/* packets of cur_block not yet copied (0: block not started) */
+	uint8_t *next_pkt;	/* next tpacket3_hdr in cur_block */
+	struct lb_pump_port_stats st;
+	/* TX staging for this port: iovecs into the batch slab */
+	uint32_t ntx;
+	struct mmsghdr *txmsg;
+	struct iovec *txiov;
+};
+
+struct lb_pump {
+	struct lb_pump_cfg cfg;
+	struct pump_port ports[LB_PUMP_MAX_PORTS];
+	int nports;
+	/* the batch: slab + parallel arrays (the layout struct lb_batch describes) */
+	uint8_t *slab;
+	uint16_t *len;
+	uint8_t *in_port;
+	uint8_t *out_port;
+	uint8_t *verdict;
+	uint8_t *reason;
+	uint32_t n;
+	/* recvmmsg scratch */
+	struct mmsghdr *rxmsg;
+	struct iovec *rxiov;
+	/* slow-path queue: ring of slots of cfg.stride bytes */
+	uint8_t *slow;
+	uint16_t *slow_len;
+	int16_t *slow_port;
+	uint32_t slow_head, slow_count;
+	/* poll set */
+	struct pollfd pfd[LB_PUMP_MAX_PORTS];
+};
+
+struct lb_pump *lb_pump_new(const struct lb_pump_cfg *cfg)
+{
+	struct lb_pump *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	if (cfg)
+		p->cfg = *cfg;
+	if (p->cfg.batch == 0)
+		p->cfg.batch = 64;
+	if (p->cfg.stride == 0)
+		p->cfg.stride = 2048;
+	if (p->cfg.slow_slots == 0)
+		p->cfg.slow_slots = 256;
+	if (p->cfg.batch > 1024 || p->cfg.stride < 64 || p->cfg.stride > 65535 || p->cfg.slow_slots > 65536) {
+		free(p);
+		return NULL;
+	}
+	uint32_t b = p->cfg.batch, s = p->cfg.stride;
+	p->slab = calloc(b, s);
+	p->len = calloc(b, sizeof(*p->len));
+	p->in_port = calloc(b, sizeof(*p->in_port));
+	p->out_port = calloc(b, sizeof(*p->out_port));
+	p->verdict = calloc(b, sizeof(*p->verdict));
+	p->reason = calloc(b, sizeof(*p->reason));
+	p->rxmsg = calloc(b, sizeof(*p->rxmsg));
+	p->rxiov = calloc(b, sizeof(*p->rxiov));
+	p->slow = calloc(p->cfg.slow_slots, s);
+	p->slow_len = calloc(p->cfg.slow_slots, sizeof(*p->slow_len));
+	p->slow_port = calloc(p->cfg.slow_slots, sizeof(*p->slow_port));
+	bool ok = p->slab && p->len && p->in_port && p->out_port && p->verdict && p->reason && p->rxmsg &&
+		  p->rxiov && p->slow && p->slow_len && p->slow_port;
+	for (int i = 0; ok && i < LB_PUMP_MAX_PORTS; i++) {
+		p->ports[i].fd = -1;
+		p->ports[i].txmsg = calloc(b, sizeof(struct mmsghdr));
+		p->ports[i].txiov = calloc(b, sizeof(struct iovec));
+		ok = p->ports[i].txmsg && p->ports[i].txiov;
+	}
+	if (!ok) {
+		lb_pump_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void lb_pump_free(struct lb_pump *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < LB_PUMP_MAX_PORTS; i++) {
+		free(p->ports[i].txmsg);
+		free(p->ports[i].txiov);
+	}
+	free(p->slab);
+	free(p->len);
+	free(p->in_port);
+	free(p->out_port);
+	free(p->verdict);
+	free(p->reason);
+	free(p->rxmsg);
+	free(p->rxiov);
+	free(p->slow);
+	free(p->slow_len);
+	free(p->slow_port);
+	free(p);
+}
+
+static struct pump_port *port_attach(struct lb_pump *p, int port, int fd, int kind)
+{
+	if (!p || port < 0 || port >= LB_PUMP_MAX_PORTS || fd < 0)
+		return NULL;
+	struct pump_port *pp = &p->ports[port];
+	if (pp->used)
+		return NULL;
+	pp->used = true;
+	pp->kind = kind;
+	pp->fd = fd;
+	if (port + 1 > p->nports)
+		p->nports = port + 1;
+	return pp;
+}
+
+int lb_pump_port_ring(struct lb_pump *p, int port, int fd, uint8_t *ring, uint32_t block_size,
+		      uint32_t block_nr)
+{
+	if (!ring || block_size < 4096 || block_nr == 0)
+		return -EINVAL;
+	if (p && port >= 0 && port < LB_PUMP_MAX_PORTS && p->ports[port].used)
+		return -EEXIST;
+	struct pump_port *pp = port_attach(p, port, fd, LB_PUMP_IO_RING);
+	if (!pp)
+		return -EINVAL;
+	pp->ring = ring;
+	pp->block_size = block_size;
+	pp->block_nr = block_nr;
+	return 0;
+}
+
+int lb_pump_port_sock(struct lb_pump *p, int port, int fd)
+{
+	if (p && port >= 0 && port < LB_PUMP_MAX_PORTS && p->ports[port].used)
+		return -EEXIST;
+	return port_attach(p, port, fd, LB_PUMP_IO_SOCK) ? 0 : -EINVAL;
+}
+
+int lb_pump_port_fd(struct lb_pump *p, int port, int fd)
+{
+	if (p && port >= 0 && port < LB_PUMP_MAX_PORTS && p->ports[port].used)
+		return -EEXIST;
+	return port_attach(p, port, fd, LB_PUMP_IO_FD) ? 0 : -EINVAL;
+}
+
+/* ---- receive ---- */
+
+/* Append one frame to the batch (copy); false when it does not fit a slot (counted). */
+static bool batch_put(struct lb_pump *p, int port, const uint8_t *data, uint32_t len, uint32_t wire_len)
+{
+	struct pump_port *pp = &p->ports[port];
+	pp->st.rx_pkts++;
+	pp->st.rx_bytes += wire_len;
+	if (len != wire_len || len > p->cfg.stride) {
+		pp->st.rx_trunc++;
+		return false;
+	}
+	memcpy(p->slab + (size_t)p->n * p->cfg.stride, data, len);
+	p->len[p->n] = (uint16_t)len;
+	p->in_port[p->n] = (uint8_t)port;
+	p->n++;
+	return true;
+}
+
+static inline struct tpacket_block_desc *ring_block(struct pump_port *pp, uint32_t i)
+{
+	return (struct tpacket_block_desc *)(pp->ring + (size_t)i * pp->block_size);
+}
+
+/* Copy ready frames from a TPACKET_V3 ring until the batch is full or the current block is not ours.
+ * A block goes back to the kernel (block_status = TP_STATUS_KERNEL) as soon as all its frames are
+ * copied: the batch owns copies, so the kernel can refill the block while we process. */
+static uint32_t rx_ring(struct lb_pump *p, int port)
+{
+	struct pump_port *pp = &p->ports[port];
+	uint32_t got = 0;
+	while (p->n < p->cfg.batch) {
+		struct tpacket_block_desc *bd = ring_block(pp, pp->cur_block);
+		if (pp->pkts_left == 0) {
+			if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
+				break;
+			pp->pkts_left = bd->hdr.bh1.num_pkts;
+			pp->next_pkt = (uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt;
+			if (pp->pkts_left == 0) {	/* retired empty block */
+				__atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+				pp->cur_block = (pp->cur_block + 1) % pp->block_nr;
+				continue;
+			}
+		}
+		while (pp->pkts_left > 0 && p->n < p->cfg.batch) {
+			struct tpacket3_hdr *h = (struct tpacket3_hdr *)pp->next_pkt;
+			uint8_t *end = (uint8_t *)bd + pp->block_size;
+			uint8_t *data = pp->next_pkt + h->tp_mac;
+			if (data + h->tp_snaplen > end) {	/* corrupt ring: give the block back */
+				pp->pkts_left = 1;
+			} else {
+				if (h->tp_status & TP_STATUS_CSUMNOTREADY)
+					pp->st.rx_csum_partial++;
+				batch_put(p, port, data, h->tp_snaplen, h->tp_len);
+				got++;
+			}
+			pp->pkts_left--;
+			pp->next_pkt += h->tp_next_offset;
+		}
+		if (pp->pkts_left == 0) {
+			__atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+			pp->cur_block = (pp->cur_block + 1) % pp->block_nr;
+		}
+	}
+	return got;
+}
+
+static uint32_t rx_sock(struct lb_pump *p, int port)
+{
+	struct pump_port *pp = &p->ports[port];
+	uint32_t room = p->cfg.batch - p->n;
+	if (room == 0)
+		return 0;
+	for (uint32_t i = 0; i < room; i++) {
+		p->rxiov[i].iov_base = p->slab + (size_t)(p->n + i) * p->cfg.stride;
+		p->rxiov[i].iov_len = p->cfg.stride;
+		memset(&p->rxmsg[i], 0, sizeof(p->rxmsg[i]));
+		p->rxmsg[i].msg_hdr.msg_iov = &p->rxiov[i];
+		p->rxmsg[i].msg_hdr.msg_iovlen = 1;
+	}
+	int r = recvmmsg(pp->fd, p->rxmsg, room, MSG_DONTWAIT | MSG_TRUNC, NULL);
+	if (r <= 0)
+		return 0;
+	for (int i = 0; i < r; i++) {
+		uint32_t len = p->rxmsg[i].msg_len;
+		bool trunc = (p->rxmsg[i].msg_hdr.msg_flags & MSG_TRUNC) || len > p->cfg.stride;
+		pp->st.rx_pkts++;
+		pp->st.rx_bytes += len;
+		if (trunc) {
+			pp->st.rx_trunc++;
+			continue;
+		}
+		uint8_t *dst = p->slab + (size_t)p->n * p->cfg.stride;
+		uint8_t *src = p->rxiov[i].iov_base;
+		if (dst != src)	/* a truncated frame before this one left a hole: close it */
+			memmove(dst, src, len);
+		p->len[p->n] = (uint16_t)len;
+		p->in_port[p->n] = (uint8_t)port;
+		p->n++;
+	}
+	return (uint32_t)r;
+}
+
+static uint32_t rx_fd(struct lb_pump *p, int port)
+{
+	struct pump_port *pp = &p->ports[port];
+	uint32_t got = 0;
+	while (p->n < p->cfg.batch) {
+		uint8_t *dst = p->slab + (size_t)p->n * p->cfg.stride;
+		ssize_t r = read(pp->fd, dst, p->cfg.stride);
+		if (r <= 0)
+			break;
+		got++;
+		pp->st.rx_pkts++;
+		pp->st.rx_bytes += (uint64_t)r;
+		if ((uint32_t)r >= p->cfg.stride) {	/* may have been cut: TAP frames never exceed MTU + 14 */
+			pp->st.rx_trunc++;
+			continue;
+		}
+		p->len[p->n] = (uint16_t)r;
+		p->in_port[p->n] = (uint8_t)port;
+		p->n++;
+	}
+	return got;
+}
+
+static uint32_t rx_all(struct lb_pump *p)
+{
+	uint32_t got = 0;
+	for (int i = 0; i < p->nports && p->n < p->cfg.batch; i++) {
+		struct pump_port *pp = &p->ports[i];
+		if (!pp->used)
+			continue;
+		switch (pp->kind) {
+		case LB_PUMP_IO_RING: got += rx_ring(p, i); break;
+		case LB_PUMP_IO_SOCK: got += rx_sock(p, i); break;
+		default: got += rx_fd(p, i); break;
+		}
+	}
+	return got;
+}
+
+/* ---- process ---- */
+
+static void batch_passthrough(struct lb_pump *p)
+{
+	for (uint32_t i = 0; i < p->n; i++) {
+		p->verdict[i] = PUMP_V_PASS;
+		p->out_port[i] = p->in_port[i];
+		p->reason[i] = 0;
+	}
+}
+
+/* Verdicts for the batch from the core (in-place rewrite).  Without the packet path linked in (or
+ * with LB_PUMP_F_PASSTHROUGH) every frame goes to the slow path. */
+static void batch_process(lb_core *core, struct lb_pump *p, uint64_t now_ns)
+{
+#if PUMP_HAVE_PKT
+	if (core && lb_process_batch && !(p->cfg.flags & LB_PUMP_F_PASSTHROUGH)) {
+		struct lb_batch b = {
+			.slab = p->slab, .stride = p->cfg.stride, .n = p->n, .len = p->len,
+			.in_port = p->in_port, .out_port = p->out_port, .verdict = p->verdict, .reason = p->reason,
+		};
+		if (lb_process_batch(core, &b, now_ns) >= 0)
+			return;
+	}
+#else
+	(void)core;
+	(void)now_ns;
+#endif
+	batch_passthrough(p);
+}
+
+/* ---- transmit and slow path ---- */
+
+static void slow_put(struct lb_pump *p, uint32_t i)
+{
+	struct pump_port *pp = &p->ports[p->in_port[i]];
+	if (p->slow_count == p->cfg.slow_slots) {
+		pp->st.slow_full++;
+		return;
+	}
+	uint32_t slot = (p->slow_head + p->slow_count) % p->cfg.slow_slots;
+	memcpy(p->slow + (size_t)slot * p->cfg.stride, p->slab + (size_t)i * p->cfg.stride, p->len[i]);
+	p->slow_len[slot] = p->len[i];
+	p->slow_port[slot] = p->in_port[i];
+	p->slow_count++;
+	pp->st.slow++;
+}
+
+static int frame_write(struct pump_port *pp, const uint8_t *frame, uint32_t len)
+{
+	ssize_t r;
+	if (pp->kind == LB_PUMP_IO_FD)
+		r = write(pp->fd, frame, len);
+	else
+		r = send(pp->fd, frame, len, MSG_DONTWAIT);
+	if (r < 0)
+		return -errno;
+	return 0;
+}
+
+static void tx_flush_port(struct pump_port *pp)
+{
+	uint32_t done = 0;
+	if (pp->kind == LB_PUMP_IO_FD) {
+		for (uint32_t k = 0; k < pp->ntx; k++) {
+			struct iovec *v = &pp->txiov[k];
+			if (frame_write(pp, v->iov_base, (uint32_t)v->iov_len) == 0) {
+				pp->st.tx_pkts++;
+				pp->st.tx_bytes += v->iov_len;
+			} else {
+				pp->st.tx_errs++;
+			}
+		}
+		pp->ntx = 0;
+		return;
+	}
+	while (done < pp->ntx) {
+		int r = sendmmsg(pp->fd, pp->txmsg + done, pp->ntx - done, MSG_DONTWAIT);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			/* the frame at `done` failed (ENOBUFS, EAGAIN, ENETDOWN): count it lost, go on */
+			pp->st.tx_errs++;
+			done++;
+			continue;
+		}
+		for (int k = 0; k < r; k++) {
+			pp->st.tx_pkts++;
+			pp->st.tx_bytes += pp->txiov[done + k].iov_len;
+		}
+		done += (uint32_t)r;
+	}
+	pp->ntx = 0;
+}
+
+static void batch_finish(struct lb_pump *p)
+{
+	for (uint32_t i = 0; i < p->n; i++) {
+		switch (p->verdict[i]) {
+		case PUMP_V_TX: {
+			uint8_t o = p->out_port[i];
+			struct pump_port *op = o < LB_PUMP_MAX_PORTS ? &p->ports[o] : NULL;
+			if (!op || !op->used) {
+				p->ports[p->in_port[i]].st.drops++;
+				break;
+			}
+			struct iovec *v = &op->txiov[op->ntx];
+			v->iov_base = p->slab + (size_t)i * p->cfg.stride;
+			v->iov_len = p->len[i];
+			memset(&op->txmsg[op->ntx], 0, sizeof(op->txmsg[op->ntx]));
+			op->txmsg[op->ntx].msg_hdr.msg_iov = v;
+			op->txmsg[op->ntx].msg_hdr.msg_iovlen = 1;
+			op->ntx++;
+			break;
+		}
+		case PUMP_V_PASS:
+			slow_put(p, i);
+			break;
+		default:
+			p->ports[p->in_port[i]].st.drops++;
+			break;
+		}
+	}
+	for (int k = 0; k < p->nports; k++)
+		if (p->ports[k].used && p->ports[k].ntx)
+			tx_flush_port(&p->ports[k]);
+	p->n = 0;
+}
+
+int lb_pump(lb_core *core, struct lb_pump *p, uint32_t budget, int timeout_ms, uint64_t now_ns)
+{
+	if (!p || (!core && !(p->cfg.flags & LB_PUMP_F_PASSTHROUGH)))
+		return -EINVAL;
+	uint32_t total = 0;
+	bool polled = false;
+	if (budget == 0)
+		budget = p->cfg.batch;
+	for (;;) {
+		uint32_t got = rx_all(p);
+		if (p->n > 0) {
+			batch_process(core, p, now_ns);
+			batch_finish(p);
+		}
+		total += got;
+		if (total >= budget || (got > 0 && p->slow_count > 0))
+			return (int)total;
+		if (got > 0)
+			continue;
+		if (polled || timeout_ms == 0)
+			return (int)total;
+		int nfd = 0;
+		for (int i = 0; i < p->nports; i++) {
+			if (!p->ports[i].used)
+				continue;
+			p->pfd[nfd].fd = p->ports[i].fd;
+			p->pfd[nfd].events = POLLIN;
+			p->pfd[nfd].revents = 0;
+			nfd++;
+		}
+		int r = poll(p->pfd, (nfds_t)nfd, timeout_ms);
+		polled = true;
+		if (r < 0)
+			return errno == EINTR ? (int)total : -errno;
+		if (r == 0)
+			return (int)total;
+	}
+}
+
+int lb_pump_slowpath_get(struct lb_pump *p, uint8_t *buf, uint32_t buflen, int32_t *port)
+{
+	if (!p || p->slow_count == 0)
+		return 0;
+	uint32_t slot = p->slow_head;
+	uint32_t len = p->slow_len[slot];
+	memcpy(buf, p->slow + (size_t)slot * p->cfg.stride, len < buflen ? len : buflen);
+	if (port)
+		*port = p->slow_port[slot];
+	p->slow_head = (p->slow_head + 1) % p->cfg.slow_slots;
+	p->slow_count--;
+	return (int)len;
+}
+
+uint32_t lb_pump_slowpath_count(struct lb_pump *p) { return p ? p->slow_count : 0; }
+
+int lb_pump_send(struct lb_pump *p, int port, const uint8_t *frame, uint32_t len)
+{
+	if (!p || port < 0 || port >= LB_PUMP_MAX_PORTS || !p->ports[port].used || !frame || len == 0)
+		return -EINVAL;
+	struct pump_port *pp = &p->ports[port];
+	int rc = frame_write(pp, frame, len);
+	if (rc == 0) {
+		pp->st.tx_pkts++;
+		pp->st.tx_bytes += len;
+	} else {
+		pp->st.tx_errs++;
+	}
+	return rc;
+}
+
+int lb_pump_stats(struct lb_pump *p, int port, struct lb_pump_port_stats *out)
+{
+	if (!p || port < 0 || port >= LB_PUMP_MAX_PORTS || !p->ports[port].used || !out)
+		return -EINVAL;
+	*out = p->ports[port].st;
+	return 0;
+}

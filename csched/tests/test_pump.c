@@ -1,0 +1,238 @@
+/*
+ * test_pump.c - Test that the packet pump moves frames without root:
+ *   - recvmmsg ports (a socketpair stands in for AF_PACKET) feed the batch and the slow-path queue in order;
+ *   - the slow-path queue is bounded and counts what it could not take;
+ *   - read() ports (TAP-like fds) work the same way;
+ *   - a TPACKET_V3 ring built in memory is walked block by block, blocks are handed back to the kernel,
+ *     truncated frames and partial checksums are counted;
+ *   - lb_pump_send writes one frame, lb_pump_stats reports per-port counters, bad arguments fail.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/if_packet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "lb_api_io.h"
+#include "tap.h"
+
+static void frame(uint8_t *buf, uint32_t len, uint8_t tag)
+{
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(tag + i);
+}
+
+static void test_sock_port(void)
+{
+	int sv[2];
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv), 0);
+	struct lb_pump_cfg cfg = { .batch = 8, .stride = 256, .slow_slots = 16, .flags = LB_PUMP_F_PASSTHROUGH };
+	struct lb_pump *p = lb_pump_new(&cfg);
+	CHECK(p != NULL, "pump");
+	CHECK_EQ(lb_pump_port_sock(p, 2, sv[0]), 0);
+	CHECK_EQ(lb_pump_port_sock(p, 2, sv[0]), -EEXIST);
+	uint8_t buf[300];
+	for (int i = 0; i < 3; i++) {
+		frame(buf, 60 + (uint32_t)i, (uint8_t)i);
+		CHECK_EQ(write(sv[1], buf, 60 + (size_t)i), 60 + i);
+	}
+	CHECK_EQ(lb_pump(NULL, p, 64, 0, 0), 3);
+	CHECK_EQ(lb_pump_slowpath_count(p), 3);
+	for (int i = 0; i < 3; i++) {
+		int32_t port = -1;
+		uint8_t want[300];
+		frame(want, 60 + (uint32_t)i, (uint8_t)i);
+		int n = lb_pump_slowpath_get(p, buf, sizeof(buf), &port);
+		CHECK_EQ(n, 60 + i);
+		CHECK_EQ(port, 2);
+		CHECK(memcmp(buf, want, (size_t)n) == 0, "frame %d content", i);
+	}
+	CHECK_EQ(lb_pump_slowpath_get(p, buf, sizeof(buf), NULL), 0);
+	/* a frame longer than the stride is counted and not handed on; the one after it still is */
+	frame(buf, 290, 9);
+	CHECK_EQ(write(sv[1], buf, 290), 290);
+	CHECK_EQ(write(sv[1], buf, 70), 70);
+	CHECK_EQ(lb_pump(NULL, p, 64, 0, 0), 2);
+	struct lb_pump_port_stats st;
+	CHECK_EQ(lb_pump_stats(p, 2, &st), 0);
+	CHECK_EQ(st.rx_pkts, 5);
+	CHECK_EQ(st.rx_trunc, 1);
+	CHECK_EQ(st.slow, 4);
+	CHECK_EQ(lb_pump_slowpath_count(p), 1);
+	CHECK_EQ(lb_pump_slowpath_get(p, buf, sizeof(buf), NULL), 70);
+	/* slow-path send */
+	frame(buf, 42, 7);
+	CHECK_EQ(lb_pump_send(p, 2, buf, 42), 0);
+	uint8_t got[100];
+	CHECK_EQ(read(sv[1], got, sizeof(got)), 42);
+	CHECK(memcmp(got, buf, 42) == 0, "sent frame");
+	CHECK_EQ(lb_pump_stats(p, 2, &st), 0);
+	CHECK_EQ(st.tx_pkts, 1);
+	CHECK_EQ(st.tx_bytes, 42);
+	CHECK_EQ(lb_pump_send(p, 3, buf, 42), -EINVAL);
+	CHECK_EQ(lb_pump_stats(p, 3, &st), -EINVAL);
+	/* without passthrough a core is required */
+	struct lb_pump_cfg cfg2 = { 0 };
+	struct lb_pump *q = lb_pump_new(&cfg2);
+	CHECK_EQ(lb_pump(NULL, q, 1, 0, 0), -EINVAL);
+	lb_pump_free(q);
+	lb_pump_free(p);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void test_slow_full_and_budget(void)
+{
+	int sv[2];
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv), 0);
+	struct lb_pump_cfg cfg = { .batch = 4, .stride = 128, .slow_slots = 4, .flags = LB_PUMP_F_PASSTHROUGH };
+	struct lb_pump *p = lb_pump_new(&cfg);
+	CHECK_EQ(lb_pump_port_fd(p, 0, sv[0]), 0);
+	uint8_t buf[64];
+	for (int i = 0; i < 10; i++) {
+		frame(buf, 64, (uint8_t)i);
+		CHECK_EQ(write(sv[1], buf, 64), 64);
+	}
+	/* a batch that left frames for the slow path returns at once (Python answers ARP promptly) */
+	int n = lb_pump(NULL, p, 100, 0, 0);
+	CHECK_EQ(n, 4);
+	int total = n;
+	while ((n = lb_pump(NULL, p, 100, 0, 0)) > 0)
+		total += n;
+	CHECK_EQ(total, 10);
+	struct lb_pump_port_stats st;
+	CHECK_EQ(lb_pump_stats(p, 0, &st), 0);
+	CHECK_EQ(st.rx_pkts, 10);
+	CHECK_EQ(st.slow, 4);
+	CHECK_EQ(st.slow_full, 6);
+	/* first in, first out: the four kept are frames 0..3 */
+	int32_t port = -1;
+	CHECK_EQ(lb_pump_slowpath_get(p, buf, sizeof(buf), &port), 64);
+	CHECK_EQ(buf[0], 0);
+	CHECK_EQ(port, 0);
+	/* idle: one poll of timeout_ms, then 0 */
+	while (lb_pump_slowpath_get(p, buf, sizeof(buf), NULL) > 0)
+		;
+	CHECK_EQ(lb_pump(NULL, p, 100, 5, 0), 0);
+	lb_pump_free(p);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* Lay out one TPACKET_V3 block: frames of the given lengths (snaplen, len). */
+static void ring_block_fill(uint8_t *blk, uint32_t block_size, int n, const uint32_t *snap, const uint32_t *wire,
+			    uint32_t status_bits)
+{
+	memset(blk, 0, block_size);
+	struct tpacket_block_desc *bd = (struct tpacket_block_desc *)blk;
+	bd->version = TPACKET_V3;
+	bd->hdr.bh1.num_pkts = (uint32_t)n;
+	bd->hdr.bh1.offset_to_first_pkt = 48;
+	uint32_t off = 48;
+	for (int i = 0; i < n; i++) {
+		struct tpacket3_hdr *h = (struct tpacket3_hdr *)(blk + off);
+		h->tp_mac = 66;
+		h->tp_net = 80;
+		h->tp_snaplen = snap[i];
+		h->tp_len = wire[i];
+		h->tp_status = TP_STATUS_USER | status_bits;
+		frame(blk + off + h->tp_mac, snap[i], (uint8_t)(0x40 + i));
+		uint32_t next = (h->tp_mac + snap[i] + 15) & ~15u;
+		h->tp_next_offset = i + 1 < n ? next : 0;
+		off += next;
+	}
+	bd->hdr.bh1.blk_len = off;
+	__atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_USER, __ATOMIC_RELEASE);
+}
+
+static void test_ring(void)
+{
+	const uint32_t bs = 4096, nb = 3;
+	uint8_t *ring = aligned_alloc(4096, bs * nb);
+	memset(ring, 0, bs * nb);
+	int sv[2];
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv), 0);
+	struct lb_pump_cfg cfg = { .batch = 2, .stride = 512, .slow_slots = 32, .flags = LB_PUMP_F_PASSTHROUGH };
+	struct lb_pump *p = lb_pump_new(&cfg);
+	CHECK_EQ(lb_pump_port_ring(p, 1, sv[0], ring, 100, nb), -EINVAL);
+	CHECK_EQ(lb_pump_port_ring(p, 1, sv[0], ring, bs, nb), 0);
+	/* block 0: three frames (one more than a batch: the reader resumes mid-block) */
+	uint32_t snap0[] = { 60, 100, 1400 }, wire0[] = { 60, 100, 1400 };
+	ring_block_fill(ring, bs, 3, snap0, wire0, 0);
+	struct tpacket_block_desc *b0 = (struct tpacket_block_desc *)ring;
+	struct tpacket_block_desc *b1 = (struct tpacket_block_desc *)(ring + bs);
+	int n = lb_pump(NULL, p, 64, 0, 0);
+	CHECK_EQ(n, 2);
+	CHECK_EQ(b0->hdr.bh1.block_status & TP_STATUS_USER, TP_STATUS_USER);	/* not finished yet */
+	n = lb_pump(NULL, p, 64, 0, 0);
+	CHECK_EQ(n, 1);
+	CHECK_EQ(b0->hdr.bh1.block_status, TP_STATUS_KERNEL);	/* handed back */
+	CHECK_EQ(lb_pump_slowpath_count(p), 2);
+	uint8_t buf[2048];
+	int32_t port = -1;
+	for (int i = 0; i < 2; i++) {
+		uint8_t want[1500];
+		frame(want, snap0[i], (uint8_t)(0x40 + i));
+		int len = lb_pump_slowpath_get(p, buf, sizeof(buf), &port);
+		CHECK_EQ(len, (int)snap0[i]);
+		CHECK_EQ(port, 1);
+		CHECK(memcmp(buf, want, snap0[i]) == 0, "ring frame %d", i);
+	}
+	/* the 1400-byte frame is larger than the 512-byte stride: counted as truncated, not queued */
+	struct lb_pump_port_stats st;
+	CHECK_EQ(lb_pump_stats(p, 1, &st), 0);
+	CHECK_EQ(st.rx_pkts, 3);
+	CHECK_EQ(st.rx_trunc, 1);
+	CHECK_EQ(st.slow, 2);
+	/* nothing ready in block 1: returns 0 without waiting */
+	CHECK_EQ(lb_pump(NULL, p, 64, 0, 0), 0);
+	/* block 1: a snapped frame (snaplen < len) and one with a partial checksum; then block 2 empty
+	 * (retired by timeout with no frames), then block 0 again (the ring wraps) */
+	uint32_t snap1[] = { 64, 80 }, wire1[] = { 9000, 80 };
+	ring_block_fill(ring + bs, bs, 2, snap1, wire1, TP_STATUS_CSUMNOTREADY);
+	ring_block_fill(ring + 2 * bs, bs, 0, NULL, NULL, 0);
+	uint32_t snap2[] = { 90 }, wire2[] = { 90 };
+	ring_block_fill(ring, bs, 1, snap2, wire2, 0);
+	{
+		int total = 0;
+		while ((n = lb_pump(NULL, p, 64, 0, 0)) > 0)
+			total += n;
+		CHECK_EQ(total, 3);
+	}
+	CHECK_EQ(b1->hdr.bh1.block_status, TP_STATUS_KERNEL);
+	CHECK_EQ(b0->hdr.bh1.block_status, TP_STATUS_KERNEL);
+	CHECK_EQ(lb_pump_stats(p, 1, &st), 0);
+	CHECK_EQ(st.rx_pkts, 6);
+	CHECK_EQ(st.rx_trunc, 2);
+	CHECK_EQ(st.rx_csum_partial, 2);
+	CHECK_EQ(lb_pump_slowpath_get(p, buf, sizeof(buf), NULL), 80);
+	CHECK_EQ(lb_pump_slowpath_get(p, buf, sizeof(buf), NULL), 90);
+	lb_pump_free(p);
+	free(ring);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void test_bad_cfg(void)
+{
+	struct lb_pump_cfg big = { .batch = 5000 };
+	CHECK(lb_pump_new(&big) == NULL, "batch too large");
+	struct lb_pump_cfg small = { .stride = 10 };
+	CHECK(lb_pump_new(&small) == NULL, "stride too small");
+	struct lb_pump *p = lb_pump_new(NULL);
+	CHECK(p != NULL, "defaults");
+	CHECK_EQ(lb_pump_port_sock(p, LB_PUMP_MAX_PORTS, 0), -EINVAL);
+	CHECK_EQ(lb_pump_port_fd(p, 0, -1), -EINVAL);
+	lb_pump_free(p);
+	lb_pump_free(NULL);
+}
+
+int main(void)
+{
+	test_sock_port();
+	test_slow_full_and_budget();
+	test_ring();
+	test_bad_cfg();
+	return DONE();
+}
