@@ -706,8 +706,8 @@ def _process_checks(ce: Command) -> None:
         raise NotSupportedError("pyvs has no connection sync daemon (--start-daemon/--stop-daemon)")
     if ce.has(Optc.SERVICE) and ce.proto == model.Proto.SCTP and not ce.fwmark:
         raise NotSupportedError("SCTP virtual services are not supported by pyvs (--sctp-service)")
-    if ce.options & _TUN_OPTS:
-        raise NotSupportedError("pyvs tunnels are IPIP only (--tun-type/--tun-port/--tun-*csum)")
+    if ce.options & (_TUN_OPTS & ~opt(Optc.TUN_TYPE)) or ce.extra.get("tun-type", "ipip") != "ipip":
+        raise NotSupportedError("pyvs tunnels are IPIP only (--tun-type gue|gre, --tun-port, --tun-*csum)")
 
 
 def _tunnel_opt_check(ce: Command) -> None:

@@ -1,0 +1,355 @@
+"""ConfigState: the balancer's configuration, changed atomically (the kernel's ip_vs_ctl.c for pyvs).
+
+Every change set (one lbadm command, a whole `-R` file, `load_rules`) goes through `apply(changes)`:
+1. validate: the changes are played on a copy of the model, with the kernel's checks and errnos in the
+   kernel's order (EEXIST before a bad scheduler on -A, ESRCH before anything on dest commands, ...); the
+   first failure raises `IpvsError` and nothing has been touched;
+2. apply: each change is made on the C core, and its inverse is recorded;
+3. on any failure in 2 (a table that turns out full: ENOMEM), the inverses run in reverse order, so the
+   core is back where it was, and the error is raised.
+Counters cannot be restored by an undo: a `-Z` applied before a later failure stays applied, and a service
+re-created by an undo starts with fresh counters (the connection table is never touched by an undo).
+
+The model view (services in the order they were added, dests newest first as the kernel lists them, the
+timeouts) lives here; live numbers (counters, connection counts) are read from the core, rates from the
+estimator that `tick(now)` feeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import importlib
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lb import model
+from lb.config import Change, parse_rules_checked
+from lb.errors import IpvsError, Op
+from lb.estimator import Estimator
+
+Undo = Callable[[], None]
+
+
+@dataclass
+class ApplyResult:
+    """What an applied change set did: ids of dests added or edited (the run loop resolves their next hops),
+    and of dests that left their service."""
+
+    changed_dest_ids: list[int] = field(default_factory=list)
+    removed_dest_ids: list[int] = field(default_factory=list)
+
+
+def _unusable_dest_addr(addr: model.Addr) -> bool:
+    return addr.is_multicast or addr.is_unspecified or (addr.version == 4 and str(addr) == "255.255.255.255")
+
+
+class _Model:
+    """The configuration as plain data (copyable for validation)."""
+
+    def __init__(self) -> None:
+        self.services: dict[model.ServiceKey, model.Service] = {}
+        self.dests: dict[model.ServiceKey, list[model.Dest]] = {}
+        self.timeouts = model.Timeouts()
+
+    def copy(self) -> _Model:
+        m = _Model()
+        m.services = dict(self.services)
+        m.dests = {k: list(v) for k, v in self.dests.items()}
+        m.timeouts = self.timeouts
+        return m
+
+    def find_dest(self, key: model.ServiceKey, dkey: model.DestKey) -> int:
+        for i, d in enumerate(self.dests[key]):
+            if d.key == dkey:
+                return i
+        return -1
+
+
+class ConfigState:
+    """The configuration of one Core, with atomic change sets."""
+
+    def __init__(self, core: Any, sched_names: Iterable[str] | None = None) -> None:
+        self.core = core
+        self._m = _Model()
+        self.lock = threading.RLock()
+        if sched_names is None:
+            lib, ffi = core.lib, core.ffi
+            sched_names = [ffi.string(lib.lb_sched_name(i)).decode() for i in range(lib.lb_sched_count())]
+        self.sched_names = frozenset(sched_names)
+        self.svc_max: int = getattr(core, "svc_max", 1 << 30)
+        self.estimator = Estimator()
+        self._read_core()
+
+    # ---- the model view ----
+
+    def _read_core(self) -> None:
+        """Adopt whatever the core already holds (a Core configured before this state existed)."""
+        for st in self.core.services():
+            self._m.services[st.service.key] = st.service
+            self._m.dests[st.service.key] = [d.dest for d in st.dests]
+
+    @property
+    def timeouts(self) -> model.Timeouts:
+        return self._m.timeouts
+
+    def services(self) -> list[model.Service]:
+        return list(self._m.services.values())
+
+    def dests(self, key: model.ServiceKey) -> list[model.Dest]:
+        return list(self._m.dests.get(key, ()))
+
+    def status(self) -> list[model.ServiceStatus]:
+        """Every service with dests, counters (from the core) and rates (from the estimator)."""
+        with self.lock:
+            out = []
+            for st in self.core.services():
+                key = st.service.key
+                dests = tuple(
+                    model.DestStatus(d.dest, d.activeconns, d.inactconns, d.persistconns, d.stats,
+                                     self.estimator.rates(("dest", key, d.dest.key)))
+                    for d in st.dests)
+                svc = self._m.services.get(key, st.service)
+                out.append(model.ServiceStatus(svc, dests, st.stats, self.estimator.rates(("svc", key))))
+            order = {k: i for i, k in enumerate(self._m.services)}
+            out.sort(key=lambda s: order.get(s.service.key, len(order)))
+            return out
+
+    def tick(self, now_s: float) -> None:
+        """Feed the rate estimator (call every 2 s or so; ip_vs_est.c's timer)."""
+        with self.lock:
+            samples: dict[Any, model.Stats] = {}
+            for st in self.core.services():
+                key = st.service.key
+                samples[("svc", key)] = st.stats
+                for d in st.dests:
+                    samples[("dest", key, d.dest.key)] = d.stats
+            self.estimator.sample(now_s, samples)
+
+    # ---- validation (kernel checks, kernel errnos, kernel order) ----
+
+    def _validate_one(self, m: _Model, c: Change) -> None:
+        k = c.kind
+        if k == "add_service":
+            assert c.service is not None
+            svc = c.service
+            if svc.key in m.services:
+                raise IpvsError(Op.ADD_SERVICE, errno.EEXIST, str(svc.key))
+            self._check_service(Op.ADD_SERVICE, svc)
+            if len(m.services) >= self.svc_max:
+                raise IpvsError(Op.ADD_SERVICE, errno.ENOMEM, "service table full")
+            m.services[svc.key] = svc
+            m.dests[svc.key] = []
+        elif k == "edit_service":
+            assert c.service is not None
+            if c.service.key not in m.services:
+                raise IpvsError(Op.EDIT_SERVICE, errno.ESRCH, str(c.service.key))
+            self._check_service(Op.EDIT_SERVICE, c.service)
+            m.services[c.service.key] = c.service
+        elif k == "del_service":
+            assert c.key is not None
+            if c.key not in m.services:
+                raise IpvsError(Op.DEL_SERVICE, errno.ESRCH, str(c.key))
+            del m.services[c.key]
+            del m.dests[c.key]
+        elif k == "flush":
+            m.services.clear()
+            m.dests.clear()
+        elif k == "zero":
+            if c.key is not None and c.key not in m.services:
+                raise IpvsError(Op.ZERO, errno.ESRCH, str(c.key))
+        elif k in ("add_dest", "edit_dest", "del_dest"):
+            self._validate_dest(m, c)
+        elif k == "set_timeout":
+            assert c.timeouts is not None
+            t, old = c.timeouts, m.timeouts
+            m.timeouts = model.Timeouts(t.tcp or old.tcp, t.tcpfin or old.tcpfin, t.udp or old.udp)
+        else:
+            raise IpvsError(Op.EDIT_SERVICE, errno.EINVAL, f"unknown change {k!r}")
+
+    def _check_service(self, op: Op, svc: model.Service) -> None:
+        if svc.sched not in self.sched_names or svc.pe_name:
+            raise IpvsError(op, errno.ENOENT, f"scheduler {svc.sched!r} / pe {svc.pe_name!r}")
+        if svc.key.is_v6 and svc.persistent and not 1 <= svc.netmask <= 128:
+            raise IpvsError(op, errno.EINVAL, "IPv6 netmask")
+
+    def _validate_dest(self, m: _Model, c: Change) -> None:
+        op = {"add_dest": Op.ADD_DEST, "edit_dest": Op.EDIT_DEST, "del_dest": Op.DEL_DEST}[c.kind]
+        assert c.key is not None and c.dest is not None
+        d = c.dest
+        svc = m.services.get(c.key)
+        if svc is None:
+            raise IpvsError(op, errno.ESRCH, str(c.key))
+        i = m.find_dest(c.key, d.key)
+        if c.kind == "del_dest":
+            if i < 0:
+                raise IpvsError(op, errno.ENOENT, str(d.key))
+            del m.dests[c.key][i]
+            return
+        if d.weight < 0 or (d.l_threshold > d.u_threshold):
+            raise IpvsError(op, errno.ERANGE, "weight or thresholds")
+        if _unusable_dest_addr(d.addr):
+            raise IpvsError(op, errno.EINVAL, f"{d.addr} is not a unicast address")
+        if d.addr.version != svc.key.addr.version and d.fwd != model.Fwd.TUNNEL:
+            raise IpvsError(op, errno.EINVAL, "address family differs and the dest is not a tunnel")
+        if c.kind == "add_dest":
+            if i >= 0:
+                raise IpvsError(op, errno.EEXIST, str(d.key))
+            m.dests[c.key].insert(0, d)
+        else:
+            if i < 0:
+                raise IpvsError(op, errno.ENOENT, str(d.key))
+            m.dests[c.key][i] = d
+
+    def validate(self, changes: Sequence[Change]) -> None:
+        """Raise the error the first failing change would get; change nothing."""
+        with self.lock:
+            m = self._m.copy()
+            for c in changes:
+                self._validate_one(m, c)
+
+    # ---- applying ----
+
+    def _dest_id(self, key: model.ServiceKey, dkey: model.DestKey) -> int | None:
+        for info in self.core.dest_infos(key):
+            if info.dest.key == dkey:
+                return int(info.id)
+        return None
+
+    def _readd(self, svc: model.Service, dests: Sequence[model.Dest]) -> None:
+        self.core.add_service(svc)
+        for d in reversed(dests):      # oldest first, so the core's newest-first order comes back
+            self.core.add_dest(svc.key, d)
+
+    def _apply_one(self, c: Change, undo: list[Undo], result: ApplyResult) -> None:
+        core, m = self.core, self._m
+        k = c.kind
+        if k == "add_service":
+            assert c.service is not None
+            svc = c.service
+            core.add_service(svc)
+            undo.append(lambda: core.del_service(svc.key))
+            m.services[svc.key] = svc
+            m.dests[svc.key] = []
+        elif k == "edit_service":
+            assert c.service is not None
+            new, old = c.service, m.services[c.service.key]
+            core.edit_service(new)
+            undo.append(lambda: core.edit_service(old))
+            m.services[new.key] = new
+        elif k == "del_service":
+            assert c.key is not None
+            key = c.key
+            old_svc, old_dests = m.services[key], list(m.dests[key])
+            result.removed_dest_ids.extend(i for i in (self._dest_id(key, d.key) for d in old_dests)
+                                           if i is not None)
+            core.del_service(key)
+            undo.append(lambda: self._readd(old_svc, old_dests))
+            del m.services[key]
+            del m.dests[key]
+            self.estimator.forget(lambda e: e[1] == key)
+        elif k == "flush":
+            saved = [(s, list(m.dests[s.key])) for s in m.services.values()]
+            core.flush()
+
+            def unflush() -> None:
+                for s, ds in saved:
+                    self._readd(s, ds)
+            undo.append(unflush)
+            m.services.clear()
+            m.dests.clear()
+            self.estimator.forget(lambda e: True)
+        elif k == "zero":
+            core.zero(c.key)
+            zkey = c.key
+            self.estimator.zero(lambda e: zkey is None or e[1] == zkey)
+        elif k == "add_dest":
+            assert c.key is not None and c.dest is not None
+            key, d = c.key, c.dest
+            core.add_dest(key, d)
+            undo.append(lambda: core.del_dest(key, d.key))
+            m.dests[key].insert(0, d)
+            did = self._dest_id(key, d.key)
+            if did is not None:
+                result.changed_dest_ids.append(did)
+        elif k == "edit_dest":
+            assert c.key is not None and c.dest is not None
+            key, d = c.key, c.dest
+            i = m.find_dest(key, d.key)
+            old_d = m.dests[key][i]
+            core.edit_dest(key, d)
+            undo.append(lambda: core.edit_dest(key, old_d))
+            m.dests[key][i] = d
+            did = self._dest_id(key, d.key)
+            if did is not None:
+                result.changed_dest_ids.append(did)
+        elif k == "del_dest":
+            assert c.key is not None and c.dest is not None
+            key, dk = c.key, c.dest.key
+            i = m.find_dest(key, dk)
+            old_d = m.dests[key][i]
+            did = self._dest_id(key, dk)
+            core.del_dest(key, dk)
+            undo.append(lambda: core.add_dest(key, old_d))
+            del m.dests[key][i]
+            if did is not None:
+                result.removed_dest_ids.append(did)
+            self.estimator.forget(lambda e: e[0] == "dest" and e[1] == key and e[2] == dk)
+        elif k == "set_timeout":
+            assert c.timeouts is not None
+            t, old = c.timeouts, m.timeouts
+            new_t = model.Timeouts(t.tcp or old.tcp, t.tcpfin or old.tcpfin, t.udp or old.udp)
+            set_core_timeouts(core, new_t)
+            undo.append(lambda: set_core_timeouts(core, old))
+            m.timeouts = new_t
+
+    def apply(self, changes: Sequence[Change]) -> ApplyResult:
+        """Validate, then apply all changes, or none (see the module docstring)."""
+        with self.lock:
+            self.validate(changes)
+            saved = self._m.copy()
+            undo: list[Undo] = []
+            result = ApplyResult()
+            try:
+                for c in changes:
+                    self._apply_one(c, undo, result)
+            except BaseException:
+                for u in reversed(undo):
+                    with contextlib.suppress(Exception):   # best effort: keep undoing the rest
+                        u()
+                self._m = saved
+                raise
+            # a dest removed and re-added in one change set is "changed", not "removed"
+            result.removed_dest_ids = [i for i in result.removed_dest_ids if i not in result.changed_dest_ids]
+            return result
+
+    def apply_text(self, text: str) -> ApplyResult:
+        """Apply ipvsadm-save text atomically (ConfigError names a bad line)."""
+        return self.apply(parse_rules_checked(text))
+
+
+def set_core_timeouts(core: Any, t: model.Timeouts) -> None:
+    """Hand the protocol timeouts to the connection table (lb/core/conn.py `set_timeouts`), when it exists."""
+    try:
+        conn = importlib.import_module("lb.core.conn")
+    except ModuleNotFoundError:
+        return
+    fn = getattr(conn, "set_timeouts", None)
+    if fn is None:
+        return
+    try:
+        fn(core, t)
+    except TypeError:
+        fn(core, t.tcp, t.tcpfin, t.udp)
+
+
+def load_rules(core: Any, text: str, state: ConfigState | None = None) -> list[int]:
+    """Apply ipvsadm-save text to `core` atomically; returns the ids of dests added or edited.
+
+    For the run loop (lb run --rules FILE): with `state` None a ConfigState is built over the core's current
+    contents.  Raises ConfigError (bad line) or IpvsError (refused change); then nothing changed.
+    """
+    st = state if state is not None else ConfigState(core)
+    return st.apply_text(text).changed_dest_ids
