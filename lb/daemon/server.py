@@ -1,0 +1,301 @@
+"""The daemon side of the control socket: a non-blocking unix-socket server the run loop polls.
+
+`Server(state).start()` binds the socket (default /run/pyvs/lb.sock, or LB_SOCKET, or the path given),
+mode 0600.  The I/O loop calls `poll(budget_s)` between packet batches: it accepts clients, reads what they
+sent, answers every complete request line (lb.daemon.protocol) and writes replies, never blocking longer
+than the budget.  Configuration changes go through ConfigState.apply, so they land between batches and
+atomically.  A client that sends garbage gets an error reply; one that sends an over-long line, stops
+reading its replies or disconnects mid-request is dropped; the daemon carries on.  `poll` also feeds the
+rate estimator every 2 seconds (ip_vs_est.c's timer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import importlib
+import os
+import selectors
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lb import __version__, model
+from lb.daemon import protocol as p
+from lb.errors import IpvsError, LbError, Op, ProtocolError
+from lb.estimator import INTERVAL_S
+from lb.state import ApplyResult, ConfigState
+
+DEFAULT_SOCKET = "/run/pyvs/lb.sock"
+MAX_CLIENTS = 64
+MAX_OUTBUF = 16 * 1024 * 1024
+READ_CHUNK = 65536
+
+
+def socket_path(path: str | None = None) -> str:
+    """--socket, else LB_SOCKET, else /run/pyvs/lb.sock."""
+    return path or os.environ.get("LB_SOCKET") or DEFAULT_SOCKET
+
+
+@dataclass
+class _Client:
+    sock: socket.socket
+    inbuf: bytearray = field(default_factory=bytearray)
+    outbuf: bytearray = field(default_factory=bytearray)
+    closing: bool = False
+
+
+def default_conns(core: Any) -> list[model.ConnInfo]:
+    """The connection table through lb/core/conn.py (conn engineer), or [] until it exists."""
+    try:
+        conn = importlib.import_module("lb.core.conn")
+    except ModuleNotFoundError:
+        return []
+    for name in ("conn_infos", "dump", "conn_dump", "dump_conns"):
+        fn = getattr(conn, name, None)
+        if callable(fn):
+            return [c for c in fn(core) if isinstance(c, model.ConnInfo)]
+    return []
+
+
+class Server:
+    """The control socket of one balancer."""
+
+    def __init__(self, state: ConfigState, path: str | None = None, *,
+                 conns: Callable[[], list[model.ConnInfo]] | None = None,
+                 on_change: Callable[[ApplyResult], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic, size: int | None = None) -> None:
+        self.state = state
+        self.path = socket_path(path)
+        self.conns = conns or (lambda: default_conns(state.core))
+        self.on_change = on_change
+        self.clock = clock
+        self.size = size if size is not None else int(getattr(state.core, "conn_max",
+                                                              model.IPVS_CONN_TAB_SIZE))
+        self._sel = selectors.DefaultSelector()
+        self._lsock: socket.socket | None = None
+        self._clients: dict[int, _Client] = {}
+        self._next_tick = 0.0
+        self.requests = 0
+        self.dropped = 0
+
+    # ---- lifecycle ----
+
+    def start(self) -> Server:
+        path = Path(self.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() or path.is_symlink():
+            if not stat.S_ISSOCK(path.lstat().st_mode):
+                raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(path))
+            except OSError:
+                path.unlink()          # stale socket of a daemon that died
+            else:
+                raise OSError(errno.EADDRINUSE, f"another balancer is listening on {path}")
+            finally:
+                probe.close()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            s.bind(str(path))
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        s.listen(16)
+        s.setblocking(False)
+        self._lsock = s
+        self._sel.register(s, selectors.EVENT_READ, None)
+        return self
+
+    def fileno(self) -> int:
+        assert self._lsock is not None
+        return self._lsock.fileno()
+
+    def close(self) -> None:
+        for fd in list(self._clients):
+            self._drop(fd)
+        if self._lsock is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(self._lsock)
+            self._lsock.close()
+            self._lsock = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        self._sel.close()
+
+    def __enter__(self) -> Server:
+        return self.start() if self._lsock is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- the poll the run loop calls ----
+
+    def poll(self, budget_s: float = 0.0) -> int:
+        """Serve the socket for at most budget_s seconds (0: one non-blocking pass); requests served."""
+        served = 0
+        deadline = self.clock() + max(0.0, budget_s)
+        while True:
+            now = self.clock()
+            if now >= self._next_tick:
+                self.state.tick(now)
+                self._next_tick = now + INTERVAL_S
+            timeout = max(0.0, deadline - now)
+            for key, events in self._sel.select(timeout):
+                if key.data is None:
+                    self._accept()
+                    continue
+                fd = key.fd
+                if events & selectors.EVENT_READ:
+                    served += self._read(fd)
+                if fd in self._clients and events & selectors.EVENT_WRITE:
+                    self._flush(fd)
+            if self.clock() >= deadline:
+                return served
+
+    def serve_forever(self, stop: threading.Event, step_s: float = 0.05) -> None:
+        """For tests and `lbadm`-only setups: poll until `stop` is set."""
+        while not stop.is_set():
+            self.poll(step_s)
+
+    # ---- clients ----
+
+    def _accept(self) -> None:
+        assert self._lsock is not None
+        try:
+            conn, _ = self._lsock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        if len(self._clients) >= MAX_CLIENTS:
+            conn.close()
+            self.dropped += 1
+            return
+        conn.setblocking(False)
+        self._clients[conn.fileno()] = _Client(conn)
+        self._sel.register(conn, selectors.EVENT_READ, "client")
+
+    def _drop(self, fd: int) -> None:
+        c = self._clients.pop(fd, None)
+        if c is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self._sel.unregister(c.sock)
+        c.sock.close()
+
+    def _read(self, fd: int) -> int:
+        c = self._clients[fd]
+        try:
+            data = c.sock.recv(READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError:
+            self._drop(fd)
+            return 0
+        if not data:                    # EOF: the client hung up (maybe mid-request)
+            self._drop(fd)
+            return 0
+        c.inbuf += data
+        served = 0
+        while not c.closing:
+            nl = c.inbuf.find(b"\n")
+            if nl < 0:
+                if len(c.inbuf) > p.MAX_LINE:
+                    self._queue(fd, p.encode({"v": p.VERSION, "id": 0, "ok": False, "error": ProtocolError(
+                        f"request longer than {p.MAX_LINE} bytes").to_dict()}))
+                    c.closing = True
+                    c.inbuf.clear()
+                break
+            line = bytes(c.inbuf[:nl])
+            del c.inbuf[: nl + 1]
+            if not line.strip():
+                continue
+            self._queue(fd, self.handle_line(line))
+            served += 1
+            if fd not in self._clients:
+                break
+        return served
+
+    def _queue(self, fd: int, data: bytes) -> None:
+        c = self._clients.get(fd)
+        if c is None:
+            return
+        c.outbuf += data
+        if len(c.outbuf) > MAX_OUTBUF:         # the client does not read its replies
+            self._drop(fd)
+            self.dropped += 1
+            return
+        self._flush(fd)
+
+    def _flush(self, fd: int) -> None:
+        c = self._clients.get(fd)
+        if c is None:
+            return
+        try:
+            while c.outbuf:
+                n = c.sock.send(c.outbuf)
+                del c.outbuf[:n]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            self._drop(fd)
+            return
+        if c.outbuf:
+            self._sel.modify(c.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, "client")
+        elif c.closing:
+            self._drop(fd)
+        else:
+            self._sel.modify(c.sock, selectors.EVENT_READ, "client")
+
+    # ---- requests ----
+
+    def handle_line(self, line: bytes) -> bytes:
+        """One request line → one response line (never raises)."""
+        req_id = 0
+        try:
+            req_id, op, args = p.decode_request(line)
+            result = self.dispatch(op, args)
+            self.requests += 1
+            return p.encode({"v": p.VERSION, "id": req_id, "ok": True, "result": result})
+        except LbError as exc:
+            return p.encode({"v": p.VERSION, "id": req_id, "ok": False, "error": exc.to_dict()})
+        except Exception as exc:  # a bad request must never take the daemon down
+            err = LbError(f"internal error: {type(exc).__name__}: {exc}")
+            return p.encode({"v": p.VERSION, "id": req_id, "ok": False, "error": err.to_dict()})
+
+    def _header(self) -> dict[str, Any]:
+        return {"version": list(model.IPVS_VERSION), "size": self.size, "pyvs": __version__}
+
+    def dispatch(self, op: str, args: dict[str, Any]) -> Any:
+        st = self.state
+        if op == "ping":
+            return self._header()
+        if op == "apply":
+            raw = args.get("changes")
+            if not isinstance(raw, list):
+                raise ProtocolError("apply needs a list of changes")
+            changes = [p.change_from_dict(c) for c in raw]
+            result = st.apply(changes)
+            if self.on_change is not None:
+                self.on_change(result)
+            return {"changed_dest_ids": result.changed_dest_ids, "removed_dest_ids": result.removed_dest_ids}
+        if op == "status":
+            return {**self._header(), "services": [p.status_to_dict(s) for s in st.status()],
+                    "timeouts": p.timeouts_to_dict(st.timeouts)}
+        if op == "service":
+            key = p.key_from_dict(args.get("key"))
+            for s in st.status():
+                if s.service.key == key:
+                    return p.status_to_dict(s)
+            raise IpvsError(Op.GET_SERVICE, errno.ESRCH, str(key))
+        if op == "conns":
+            return {"conns": [p.conn_to_dict(c) for c in self.conns()]}
+        if op == "timeouts":
+            return p.timeouts_to_dict(st.timeouts)
+        raise ProtocolError(f"unknown operation {op!r}")
