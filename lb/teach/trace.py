@@ -1,0 +1,304 @@
+"""`lb trace`: capture real requests at every hop of a running lab and render them as a ladder.
+
+Runs as root next to a lab made by `lb lab up` (state in /run/pyvs/labs/<name>/).  It starts one `tcpdump -w`
+per link inside the lab's namespaces (client link, each balancer port, each real server link; bounded by
+packet count and by `timeout`, started and ended by PID), sends N HTTP requests from the client namespace,
+then reads the pcaps back, keeps the frames of each traced connection (matched by the client's address and
+port, which no forwarding mode rewrites: NAT changes the other end, DR nothing, TUN wraps it), and turns every
+distinct version of the SYN and SYN-ACK into a hop between the nodes that own its MAC addresses.  The
+balancer's own decision is shown from a replay of the captured SYN through the data plane with the lab's
+rules (a fresh balancer: the live one's connection counts are not visible from outside), and the output says
+so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from lb import model
+from lb.lab.state import LabState, lab_dir
+from lb.lab.topology import Endpoint, Topology, load
+from lb.teach import pcap, reasons, render_html, render_text
+from lb.teach.engine import EngineUnavailableError, PortCfg, open_datapath
+from lb.teach.ladder import FieldChange, Hop, Ladder, diff_hop
+from lb.teach.sched_explain import explain_pick
+
+MAX_COUNT = 50
+
+
+@dataclass(slots=True)
+class Point:
+    """One capture point: a link end inside a lab namespace."""
+
+    ep: Endpoint
+    ns: str
+    path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    records: list[pcap.Record] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.ep.node}:{self.ep.dev}"
+
+
+def capture_points(topo: Topology) -> list[Endpoint]:
+    """Where to capture: the client's link, every balancer port, every real server's link."""
+    eps = [topo.client_if]
+    eps += [Endpoint(topo.balancer, dev) for dev in topo.balancer_ifaces]
+    eps += [Endpoint(s, "eth0") for s in topo.servers]
+    return eps
+
+
+@contextlib.contextmanager
+def capturing(points: list[Point], max_packets: int, timeout_s: float) -> Iterator[None]:
+    """tcpdump on every point while the block runs; always stopped (by PID) afterwards."""
+    try:
+        for pt in points:
+            argv = ["ip", "netns", "exec", pt.ns, "timeout", str(int(timeout_s) + 1), "tcpdump", "-i",
+                    pt.ep.dev, "-n", "-U", "-s", "262", "-c", str(max_packets), "-w", str(pt.path),
+                    "tcp or proto 4"]
+            pt.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 5
+        for pt in points:
+            assert pt.proc is not None and pt.proc.stderr is not None
+            os.set_blocking(pt.proc.stderr.fileno(), False)
+            seen = b""
+            while b"listening on" not in seen:
+                chunk = pt.proc.stderr.read() or b""
+                seen += chunk
+                if pt.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"tcpdump on {pt.name} did not start: {seen.decode(errors='replace')}")
+                time.sleep(0.05)
+        yield
+    finally:
+        time.sleep(0.3)
+        for pt in points:
+            if pt.proc is not None and pt.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pt.proc.pid, signal.SIGINT)
+        for pt in points:
+            if pt.proc is not None:
+                try:
+                    pt.proc.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    pt.proc.kill()
+                    pt.proc.wait(timeout=3)
+        for pt in points:
+            pt.records = list(pcap.read_pcap(pt.path)) if pt.path.exists() else []
+
+
+def send_requests(state: LabState, count: int, timeout_s: float) -> str:
+    """N HTTP requests from the client namespace (lb.lab.client, bounded)."""
+    ns = f"{state.name}-client"
+    argv = ["ip", "netns", "exec", ns, sys.executable, "-m", "lb.lab.client", "get", f"http://{state.vip}:80/",
+            "--count", str(count)]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + 4 * count, check=False)
+    return r.stdout
+
+
+@dataclass(slots=True)
+class Seen:
+    """One frame at one capture point."""
+
+    point: str
+    rec: pcap.Record
+    headers: list[pcap.Header]
+
+
+def _mac_owners(topo: Topology) -> dict[str, str]:
+    owners = {mac.lower(): dev.node for dev, _, mac in topo.addrs if mac}
+    for node, mac in zip(topo.servers, topo.server_macs, strict=True):
+        if mac:
+            owners[mac.lower()] = node
+    return owners
+
+
+def _client_key(headers: list[pcap.Header], client_ip: str) -> tuple[str, int] | None:
+    ft = pcap.five_tuple(headers)
+    if ft is None or ft.proto != pcap.IPPROTO_TCP:
+        return None
+    if ft.src == client_ip:
+        return ft.src, ft.sport
+    if ft.dst == client_ip:
+        return ft.dst, ft.dport
+    return None
+
+
+def _tcp(headers: list[pcap.Header]) -> pcap.Header | None:
+    return next((h for h in headers if h.layer == "TCP"), None)
+
+
+def collect(points: list[Point], client_ip: str) -> dict[tuple[str, int], list[Seen]]:
+    """Frames per connection (client address:port), over every capture point, in time order."""
+    conns: dict[tuple[str, int], list[Seen]] = {}
+    for pt in points:
+        for rec in pt.records:
+            hdrs = pcap.dissect(rec.data)
+            key = _client_key(hdrs, client_ip)
+            if key is not None:
+                conns.setdefault(key, []).append(Seen(pt.name, rec, hdrs))
+    for seen in conns.values():
+        seen.sort(key=lambda s: s.rec.ts)
+    return conns
+
+
+def _diff(prev: list[pcap.Header], cur: list[pcap.Header], mode: str, direction: str,
+          actor: str) -> tuple[list[FieldChange], list[tuple[str, str]], list[str]]:
+    hop = Hop("", "", "", "", b"", headers=cur)
+    before = Hop("", "", "", "", b"", headers=prev)
+    diff_hop(before, hop, mode, direction)
+    if actor not in ("lb",):
+        hop.changes = [FieldChange(c.layer, c.name, c.old, c.new,
+                                   f"{actor} forwarded it like any router (new MACs, TTL - 1)"
+                                   if c.name != "csum" else "checksum follows the TTL change")
+                       for c in hop.changes]
+        hop.added = [(layer, f"added by {actor}") for layer, _ in hop.added]
+    return hop.changes, hop.added, hop.removed
+
+
+def ladder_for(conn: tuple[str, int], seen: list[Seen], topo: Topology, lab: str) -> Ladder:
+    """The SYN and SYN-ACK of one connection, one hop per distinct frame version, in time order."""
+    owners = _mac_owners(topo)
+    node_ids: list[str] = ["client"]
+    if "router" in topo.nodes:
+        node_ids.append("router")
+    node_ids.append(topo.balancer)
+    node_ids += topo.servers
+    labels = {"client": f"client {conn[0]}", "router": "router", topo.balancer: f"balancer (VIP {topo.vip})"}
+    labels.update({s: f"{s} {rip}" for s, rip in zip(topo.servers, topo.rips, strict=True)})
+    summary = reasons.MODE_SUMMARY[topo.mode]
+    ladder = Ladder(topo.mode, f"lb trace --lab {lab}: connection {conn[0]}:{conn[1]} ({summary['name']})",
+                    [(n, labels.get(n, n)) for n in node_ids],
+                    source="frames captured with tcpdump at every hop of the running lab")
+    kinds = (("SYN", pcap.TCP_SYN, "in"), ("SYN-ACK", pcap.TCP_SYN | pcap.TCP_ACK, "out"))
+    for label, want, direction in kinds:
+        versions: list[tuple[bytes, list[Seen]]] = []
+        for s in seen:
+            tcp = _tcp(s.headers)
+            if tcp is None or int(tcp.raw["flags"]) & 0x3F != want:
+                continue
+            if versions and versions[-1][0] == s.rec.data:
+                versions[-1][1].append(s)
+                continue
+            if any(v[0] == s.rec.data for v in versions):
+                continue        # a retransmission or a second look at an earlier version
+            versions.append((s.rec.data, [s]))
+        prev: Hop | None = None
+        for data, where in versions:
+            hdrs = where[0].headers
+            src = owners.get(str(hdrs[0].raw["src"]), "?")
+            dst = owners.get(str(hdrs[0].raw["dst"]), "?")
+            hop = ladder.add_hop(Hop(src, dst, f"{label} ({'request' if direction == 'in' else 'reply'})",
+                                     "capture " + ", ".join(dict.fromkeys(s.point for s in where)), data))
+            if prev is not None:
+                changes, added, removed = _diff(prev.headers, hop.headers, topo.mode, direction, prev.dst)
+                hop.changes, hop.added, hop.removed = changes, added, removed
+            prev = hop
+        if direction == "out" and prev is not None and topo.mode in ("dr", "tun"):
+            passed = any(s.point.startswith(topo.balancer + ":") for _, w in versions for s in w)
+            ladder.notes.append("the reply " + ("DID pass the balancer (unexpected for this mode)" if passed
+                                                else "never passed the balancer: no capture there saw it"))
+    ladder.notes.append(f"request: {summary['request']}")
+    ladder.notes.append(f"reply: {summary['reply']}")
+    return ladder
+
+
+_RULE_A = re.compile(r"-A\s+-t\s+(\S+):(\d+)\s+-s\s+(\S+)")
+_RULE_R = re.compile(r"-a\s+-t\s+\S+\s+-r\s+(\S+):(\d+)\s+(-[gmi])\s+-w\s+(\d+)")
+
+
+def replay_steps(ladder: Ladder, topo: Topology, lab: str, syn: bytes | None) -> None:
+    """The balancer's decision for the captured SYN, from a replay through the data plane with the lab's
+    rules (when the lab runs `lb` and an engine is installed)."""
+    rules = lab_dir(lab) / "rules"
+    if syn is None or not rules.exists():
+        ladder.add_step(topo.balancer, "decision", "not shown: the lab's balancer is not pyvs (no rules)")
+        return
+    text = rules.read_text(encoding="utf-8")
+    a = _RULE_A.search(text)
+    if a is None:
+        ladder.add_step(topo.balancer, "decision", "not shown: no TCP service in the lab's rules")
+        return
+    fwd = {"-m": model.Fwd.MASQ, "-g": model.Fwd.DROUTE, "-i": model.Fwd.TUNNEL}
+    dests = [model.Dest(IPv4Address(m[0]), int(m[1]), fwd[m[2]], int(m[3])) for m in _RULE_R.findall(text)]
+    key = model.ServiceKey(model.Proto.TCP, IPv4Address(a[1]), int(a[2]))
+    try:
+        dp = open_datapath()
+    except EngineUnavailableError as exc:
+        ladder.add_step(topo.balancer, "decision", f"not shown: {exc}")
+        return
+    ports = [PortCfg(dev, topo.mac_of(Endpoint(topo.balancer, dev)) or "02:00:00:00:00:01",
+                     topo.addr_of(Endpoint(topo.balancer, dev)) or "10.0.0.1")
+             for dev in topo.balancer_ifaces]
+    out_port = len(ports) - 1 if topo.mode == "nat" else 0
+    nexthops = [(out_port, mac) for mac in topo.server_macs]
+    dp.setup(model.Service(key, sched=a[3]), dests, ports, nexthops)
+    loads = dp.dest_loads()
+    res = dp.process(syn, 0, 1_000_000_000)
+    names = dict(zip(topo.rips, topo.servers, strict=True))
+    picked = None
+    if res.verdict == "TX":
+        ips = [h for h in pcap.dissect(res.frame) if h.layer.startswith("IPv4")]
+        if topo.mode == "dr":
+            mac = str(pcap.dissect(res.frame)[0].raw["dst"])
+            picked = next((r for r, m in zip(topo.rips, topo.server_macs, strict=True) if m == mac), None)
+        elif ips:
+            picked = str(ips[0].raw["dst"])
+    ladder.add_step(topo.balancer, "decision (replay)",
+                    f"source: the captured SYN replayed through {dp.source} configured with the lab's rules "
+                    f"on a fresh balancer (the live balancer's connection counts are not visible here); "
+                    f"verdict {res.verdict} {res.reason}\n"
+                    + explain_pick(a[3], loads, picked, names, flow=("?", 0, a[1], int(a[2]))))
+
+
+def main(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print("lb trace: needs root (it captures inside the lab's namespaces)", file=sys.stderr)
+        return 2
+    state = LabState.load(args.lab)
+    if state is None or not state.namespaces:
+        print(f"lb trace: lab {args.lab!r} is not up (start one with `lb lab up --mode nat|dr|tun "
+              f"--name {args.lab}`)", file=sys.stderr)
+        return 2
+    count = max(1, min(MAX_COUNT, args.count))
+    topo = load(state.mode, state.servers)
+    client_ip = topo.addr_of(topo.client_if)
+    with tempfile.TemporaryDirectory(prefix="lb-trace-") as tmp:
+        points = [Point(ep, f"{state.name}-{ep.node}", Path(tmp) / f"{ep.node}-{ep.dev}.pcap")
+                  for ep in capture_points(topo)]
+        with capturing(points, max_packets=40 * count + 40, timeout_s=args.timeout):
+            out = send_requests(state, count, args.timeout)
+        conns = collect(points, client_ip)
+        if args.pcap_dir:
+            d = Path(args.pcap_dir)
+            d.mkdir(parents=True, exist_ok=True)
+            for pt in points:
+                recs = [r for r in pt.records if _client_key(pcap.dissect(r.data), client_ip) in conns]
+                pcap.write_pcap(d / f"{pt.ep.node}-{pt.ep.dev}.pcap", recs)
+    if not conns:
+        print(f"lb trace: no traced connection seen (client output: {out.strip()[:200]})", file=sys.stderr)
+        return 1
+    ladders = []
+    for key in sorted(conns, key=lambda k: conns[k][0].rec.ts):
+        ladder = ladder_for(key, conns[key], topo, state.name)
+        syn = next((h.frame for h in ladder.hops if h.src in {"client", "router"}), None)
+        replay_steps(ladder, topo, state.name, syn)
+        ladders.append(ladder)
+    color = args.color == "always" or (args.color == "auto" and render_text.want_color(sys.stdout))
+    sys.stdout.write("\n".join(render_text.render(la, color) for la in ladders))
+    if args.html:
+        html = render_html.page(ladders, f"lb trace --lab {state.name}")
+        Path(args.html).write_text(html, encoding="utf-8")
+    return 0
