@@ -125,3 +125,53 @@ def first_syn_port(frames: Iterable[Frame], vip: str) -> int:
         if p.proto == 6 and p.flags == "S" and p.dst == vip:
             return p.sport
     return 0
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """Frames captured on one balancer link; `mac` is the balancer's own MAC there (tells in from out)."""
+
+    label: str
+    mac: str
+    frames: list[Frame]
+
+
+def _changes(before: Frame, after: Frame) -> str:
+    a, b = before.ip, after.ip
+    out = []
+    if b.proto == 4 and a.proto != 4:
+        out.append(f"encapsulated: IPIP {b.src} > {b.dst}")
+        b = b.inner or b
+    if a.src != b.src:
+        out.append(f"src {a.src} -> {b.src}")
+    if a.dst != b.dst:
+        out.append(f"dst {a.dst} -> {b.dst}")
+    if a.sport != b.sport:
+        out.append(f"sport {a.sport} -> {b.sport}")
+    if a.dport != b.dport:
+        out.append(f"dport {a.dport} -> {b.dport}")
+    if before.dst_mac != after.dst_mac:
+        out.append(f"dst MAC -> {after.dst_mac}")
+    if not out:
+        out.append("unchanged")
+    return "; ".join(out)
+
+
+def rewrite_lines(hops: list[Hop], port: int, limit: int = 8) -> list[str]:
+    """One connection (client port `port`) as seen on the balancer's links, in time order, each frame the
+    balancer sent annotated with what it changed compared with the frame it received just before."""
+    seen: list[tuple[float, str, bool, Frame]] = []
+    for hop in hops:
+        for f in conn_frames(hop.frames, port):
+            seen.append((f.ts, hop.label, f.src_mac == hop.mac, f))
+    seen.sort(key=lambda x: x[0])
+    lines: list[str] = []
+    last_in: Frame | None = None
+    for _ts, label, out, f in seen[:limit]:
+        note = ""
+        if out and last_in is not None:
+            note = f"   <- {_changes(last_in, f)}"
+        elif not out:
+            last_in = f
+        lines.append(f"  {label:<8} {'out' if out else 'in ':<3} {f.line()}{note}")
+    return lines

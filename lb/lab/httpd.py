@@ -82,14 +82,27 @@ class Handler(BaseHTTPRequestHandler):
         return
 
 
+IP_PKTINFO = 8
+
+
 def udp_loop(sock: socket.socket, node: str) -> None:
+    """Answer each datagram *from the address it was sent to* (the VIP in DR/TUN), via IP_PKTINFO:
+    a wildcard-bound socket would otherwise pick the route's source address and the client would drop it."""
     prefix = f"{node} ".encode()
+    sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
     while True:
         try:
-            data, peer = sock.recvfrom(65535)
+            data, anc, _flags, peer = sock.recvmsg(65535, 256)
         except OSError:
             return
-        sock.sendto(prefix + data[:1400], peer)
+        # struct in_pktinfo {ifindex, spec_dst, addr}: reply with spec_dst = the datagram's destination.
+        reply_anc = [(socket.IPPROTO_IP, IP_PKTINFO, b"\0" * 4 + d[8:12] + b"\0" * 4)
+                     for lvl, typ, d in anc
+                     if lvl == socket.IPPROTO_IP and typ == IP_PKTINFO and len(d) >= 12]
+        try:
+            sock.sendmsg([prefix + data[:1400]], reply_anc, 0, peer)
+        except OSError:
+            continue
 
 
 def main(argv: list[str] | None = None) -> int:

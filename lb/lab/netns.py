@@ -146,8 +146,12 @@ class NetnsSet:
     it starts, so `lb lab down` can finish the job from another process.
     """
 
-    def __init__(self, prefix: str, state: LabState | None = None) -> None:
+    def __init__(self, prefix: str, state: LabState | None = None, tx_csum_offload: bool = False) -> None:
         self.prefix = prefix
+        # veth hands frames over with CHECKSUM_PARTIAL (no L4 checksum yet) when tx offload is on; a balancer
+        # that reads frames from AF_PACKET and sends them on would forward a wrong checksum.  Real NICs
+        # deliver finished checksums, so by default the lab computes them in software on every veth end.
+        self.tx_csum_offload = tx_csum_offload
         self.state = state
         self.created: list[str] = []
         self.procs: list[ProcRecord] = []
@@ -188,6 +192,9 @@ class NetnsSet:
         ip(ns_a, "link", "add", "name", dev_a, "type", "veth", "peer", "name", dev_b, "netns", ns_b)
         ip(ns_a, "link", "set", "dev", dev_a, "up")
         ip(ns_b, "link", "set", "dev", dev_b, "up")
+        if not self.tx_csum_offload:
+            ns_run(ns_a, ["ethtool", "-K", dev_a, "tx", "off"])
+            ns_run(ns_b, ["ethtool", "-K", dev_b, "tx", "off"])
 
     def bridge(self, node: str, dev: str, ports: Iterator[str] | Sequence[str] = ()) -> None:
         ns = self.name(node)
