@@ -1,0 +1,187 @@
+"""AF_PACKET ports: a kernel interface read through a TPACKET_V3 RX ring, written with send/sendmmsg.
+
+Setup order (packet(7)): a packet socket with protocol 0 receives nothing, so the ring is set up before
+`bind(ifname, ETH_P_ALL)`; then PACKET_QDISC_BYPASS (our frames go straight to the driver, as pktgen's
+do: no qdisc to queue or reorder them) and PACKET_IGNORE_OUTGOING (we never see our own transmissions
+looped back as ETH_P_ALL taps otherwise would).  `--workers N` joins N sockets to one PACKET_FANOUT
+group in hash mode, so both directions of a flow land on the same worker (the kernel hashes the flow
+symmetrically, skb_get_hash), and each worker keeps its own connection table, as DPVS's lcores do.
+
+The ring is TPACKET_V3: the kernel fills whole blocks of frames and hands a block to user space when it
+is full or when its retire timer (`retire_ms`) fires; user space gives it back by writing
+TP_STATUS_KERNEL into the block header.  The C pump walks it (csched/src/pump.c rx_ring); `recv` below
+is the same walk in Python, for the reference loop and for reading.
+
+Where the kernel of the balancer's namespace comes in: packet taps (ptype_all) are delivered in
+`__netif_receive_skb_core` before tc ingress and the netfilter netdev ingress hook, so a netdev-ingress
+drop rule for VIP traffic (loop.KernelGuard) hides those frames from the namespace's IP stack while the
+ring still gets its copy.
+
+Offloads: a veth peer with checksum/segmentation offload on hands us frames whose L4 checksum is only the
+pseudo-header sum (TP_STATUS_CSUMNOTREADY, counted as rx_csum_partial) or GSO frames bigger than the MTU
+(counted as rx_trunc).  We do not ask for PACKET_VNET_HDR; the lab turns tx/tso/gso/gro off on its links
+(`ethtool -K`), which is what a forwarder on real NICs sees anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import mmap
+import socket
+import struct
+from ipaddress import IPv4Interface
+
+from lb.io.port import Port, PortAddr
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_RX_RING = 5
+PACKET_STATISTICS = 6
+PACKET_VERSION = 10
+PACKET_FANOUT = 18
+PACKET_QDISC_BYPASS = 20
+PACKET_IGNORE_OUTGOING = 23
+TPACKET_V3 = 2
+PACKET_FANOUT_HASH = 0
+PACKET_FANOUT_FLAG_DEFRAG = 0x8000
+
+TP_STATUS_KERNEL = 0
+TP_STATUS_USER = 1
+TP_STATUS_CSUMNOTREADY = 1 << 3
+
+# ioctls (linux/sockios.h)
+SIOCGIFADDR = 0x8915
+SIOCGIFNETMASK = 0x891B
+SIOCGIFMTU = 0x8921
+SIOCGIFHWADDR = 0x8927
+
+# struct tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1: block_status, num_pkts,
+# offset_to_first_pkt, blk_len, seq_num (u64), ts_first, ts_last
+_BLOCK_STATUS_OFF = 8
+_BLOCK_HDR = struct.Struct("=III")  # block_status, num_pkts, offset_to_first_pkt (at offset 8)
+# struct tpacket3_hdr: tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len, tp_status, tp_mac, tp_net
+_PKT_HDR = struct.Struct("=IIIIIIHH")
+
+
+def _ifreq(name: str) -> bytes:
+    return struct.pack("16s24x", name.encode())
+
+
+def link_info(name: str) -> PortAddr:
+    """MAC, IPv4 address/prefix and MTU of interface `name` in the current namespace (ioctls, so no sysfs
+    that might belong to another namespace)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        fd = s.fileno()
+        hw = fcntl.ioctl(fd, SIOCGIFHWADDR, _ifreq(name))
+        mac = hw[18:24]
+        mtu = struct.unpack_from("=i", fcntl.ioctl(fd, SIOCGIFMTU, _ifreq(name)), 16)[0]
+        ipv4: IPv4Interface | None = None
+        try:
+            a = fcntl.ioctl(fd, SIOCGIFADDR, _ifreq(name))
+            m = fcntl.ioctl(fd, SIOCGIFNETMASK, _ifreq(name))
+            ip = socket.inet_ntoa(a[20:24])
+            mask = socket.inet_ntoa(m[20:24])
+            ipv4 = IPv4Interface(f"{ip}/{mask}")
+        except OSError:  # no IPv4 address on the link
+            ipv4 = None
+    return PortAddr(mac=bytes(mac), ipv4=ipv4, mtu=mtu)
+
+
+class AFPacketPort(Port):
+    """A kernel interface as a balancer port: TPACKET_V3 RX ring + send()."""
+
+    kind = "ring"
+
+    def __init__(self, index: int, name: str, *, block_size: int = 1 << 17, block_nr: int = 32,
+                 frame_size: int = 2048, retire_ms: int = 1, fanout_group: int | None = None,
+                 qdisc_bypass: bool = True, addr: PortAddr | None = None) -> None:
+        info = link_info(name)
+        if addr is not None:
+            info = PortAddr(addr.mac or info.mac, addr.ipv4 or info.ipv4, addr.mtu or info.mtu)
+        super().__init__(index, name, info)
+        self.block_size = block_size
+        self.block_nr = block_nr
+        self.ifindex = socket.if_nametoindex(name)
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        try:
+            s = self.sock
+            s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+            req = struct.pack("=7I", block_size, block_nr, frame_size, block_size * block_nr // frame_size,
+                              retire_ms, 0, 0)
+            s.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
+            self.ring = mmap.mmap(s.fileno(), block_size * block_nr, mmap.MAP_SHARED,
+                                  mmap.PROT_READ | mmap.PROT_WRITE)
+            s.bind((name, ETH_P_ALL))
+            if qdisc_bypass:
+                s.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+            with contextlib.suppress(OSError):  # Linux >= 4.20
+                s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            if fanout_group is not None:
+                mode = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG
+                s.setsockopt(SOL_PACKET, PACKET_FANOUT, (fanout_group & 0xFFFF) | (mode << 16))
+            s.setblocking(False)
+        except BaseException:
+            self.sock.close()
+            raise
+        # Python ring reader state (the C pump keeps its own)
+        self._block = 0
+        self._left = 0
+        self._next = 0
+        self.kernel_packets = 0
+        self.kernel_drops = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def recv(self, buf: bytearray | memoryview) -> int:
+        """The next frame from the ring (copied into buf), 0 when the current block is not ours yet."""
+        ring, bs = self.ring, self.block_size
+        while True:
+            base = self._block * bs
+            if self._left == 0:
+                status, num, first = _BLOCK_HDR.unpack_from(ring, base + _BLOCK_STATUS_OFF)
+                if not status & TP_STATUS_USER:
+                    return 0
+                if num == 0:
+                    self._release(base)
+                    continue
+                self._left, self._next = num, base + first
+            nxt, _sec, _nsec, snaplen, wirelen, _status, mac, _net = _PKT_HDR.unpack_from(ring, self._next)
+            start = self._next + mac
+            n = min(snaplen, len(buf))
+            buf[:n] = ring[start:start + n]
+            self._left -= 1
+            self._next += nxt
+            if self._left == 0:
+                self._release(base)
+            if snaplen != wirelen:  # snapped (GSO or over the frame size): not a whole frame
+                continue
+            return n
+
+    def _release(self, base: int) -> None:
+        struct.pack_into("=I", self.ring, base + _BLOCK_STATUS_OFF, TP_STATUS_KERNEL)
+        self._block = (self._block + 1) % self.block_nr
+
+    def send(self, frame: bytes | bytearray | memoryview) -> bool:
+        try:
+            self.sock.send(frame)
+        except (BlockingIOError, OSError):
+            return False
+        return True
+
+    def kernel_stats(self) -> tuple[int, int]:
+        """(packets, drops) the kernel counted for this socket (PACKET_STATISTICS; reading resets them, so
+        they are accumulated here).  Drops = ring full: the pump did not keep up."""
+        raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12)
+        packets, drops, _freeze = struct.unpack("=III", raw)
+        self.kernel_packets += packets
+        self.kernel_drops += drops
+        return self.kernel_packets, self.kernel_drops
+
+    def close(self) -> None:
+        ring = getattr(self, "ring", None)
+        if ring is not None:
+            with contextlib.suppress(BufferError):
+                ring.close()
+        self.sock.close()

@@ -1,0 +1,214 @@
+"""`lb run`: the balancer itself, in the current network namespace, until SIGINT/SIGTERM.
+
+    lb run --iface veth-c --iface veth-s --rules rules.save [--socket PATH] [--engine c|python] [-v]
+
+Opens one port per --iface (AF_PACKET with a TPACKET_V3 ring, or a TAP device with --io tap), loads the
+ipvsadm-save rules atomically (lb/state.py), serves the control socket `lbadm` talks to (lb/daemon/server.py),
+keeps the namespace's kernel off VIP traffic (lb/io/guard.py), resolves next hops (lb/io/neigh.py), and runs
+the loop of lb/io/loop.py.  On exit it prints the counters.  Logs are one line per event on stderr.
+
+`--workers N` (AF_PACKET only) forks N workers after the rules are parsed.  Each opens its own sockets in one
+PACKET_FANOUT hash group (the kernel spreads flows over the group; both directions of a flow hash alike, so a
+connection's packets all reach the worker that owns its table entry), builds its own Core and applies the
+same rules: one connection table per worker, no locks, as DPVS keeps one per lcore.  Worker 0 also serves
+the control socket; changes made there reach only worker 0 (forwarding them to the others is not done yet),
+so with --workers > 1 the rules file is the configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import time
+from ipaddress import IPv4Interface
+from pathlib import Path
+from typing import Any
+
+from lb.io.guard import KernelGuard, ip_forward_enabled
+from lb.io.loop import Dataplane, PyDataplane, stderr_log
+from lb.io.port import Port, PortAddr, parse_mac
+
+
+def _kv(items: list[str] | None, what: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"lb run: {what} must be IF=VALUE, not {item!r}")
+        out[name] = value
+    return out
+
+
+def open_ports(args: argparse.Namespace, fanout_group: int | None = None) -> list[Port]:
+    addrs = {k: IPv4Interface(v) for k, v in _kv(args.port_addr, "--port-addr").items()}
+    macs = {k: parse_mac(v) for k, v in _kv(args.mac, "--mac").items()}
+    ports: list[Port] = []
+    try:
+        for i, name in enumerate(args.iface):
+            if args.io == "tap":
+                from lb.io.tap import TapPort  # noqa: PLC0415
+                ports.append(TapPort(i, name, mac=macs.get(name), ipv4=addrs.get(name)))
+            else:
+                from lb.io.afpacket import AFPacketPort  # noqa: PLC0415
+                override = None
+                if name in addrs or name in macs:
+                    override = PortAddr(macs.get(name, b""), addrs.get(name), 0)
+                ports.append(AFPacketPort(i, name, fanout_group=fanout_group, addr=override))
+    except BaseException:
+        for p in ports:
+            p.close()
+        raise
+    return ports
+
+
+def _python_process() -> Any:
+    """The Python twin engine's per-frame entry, if lb/engine/python.py is installed (else None)."""
+    try:
+        import importlib  # noqa: PLC0415
+        eng = importlib.import_module("lb.engine.python")
+    except ModuleNotFoundError:
+        return None
+    return getattr(eng, "process_frame", None)
+
+
+def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0,
+               fanout_group: int | None = None) -> int:
+    from lb.core.core import Core  # noqa: PLC0415
+    from lb.state import ConfigState  # noqa: PLC0415
+
+    log = stderr_log if worker == 0 and args.workers <= 1 else (lambda m: stderr_log(f"[w{worker}] {m}"))
+    core = Core(conn_max=args.conn_max)
+    state = ConfigState(core)
+    if rules_text:
+        result = state.apply_text(rules_text)
+        log(f"rules: {len(core.services())} services, {len(result.changed_dest_ids)} dests from {args.rules}")
+    ports = open_ports(args, fanout_group)
+    for p in ports:
+        log(f"port {p.index}: {p.name} ({p.kind}) mac {p.mac.hex(':')} addr {p.ipv4} mtu {p.mtu}")
+    if ip_forward_enabled():
+        log("warning: net.ipv4.ip_forward is 1 in this namespace: the kernel forwards what the guard lets by")
+    guard = None
+    if args.io == "afpacket" and not args.no_guard and worker == 0:
+        guard = KernelGuard([p.name for p in ports], table=f"pyvs_{os.getpid()}", log=log)
+    server = None
+    dp: Dataplane | PyDataplane | None = None
+    try:
+        kw: dict[str, Any] = {"guard": guard, "log": log, "verbose": args.verbose}
+        if args.engine == "python":
+            process = _python_process()
+            if process is None:
+                log("engine python: lb/engine/python.py not installed: every frame goes to the slow path")
+                dp = PyDataplane(core, ports, **kw)
+            else:
+                dp = PyDataplane(core, ports, process=process, **kw)
+        else:
+            dp = Dataplane(core, ports, batch=args.batch, budget=args.budget, passthrough=args.passthrough,
+                           **kw)
+        if args.socket != "none" and worker == 0:
+            from lb.daemon.server import Server  # noqa: PLC0415
+            server = Server(state, args.socket, on_change=dp.config_changed).start()
+            dp.control = server
+            log(f"control socket {server.path}")
+        loop = dp
+
+        def _stop(signum: int, _frame: object) -> None:
+            log(f"signal {signal.Signals(signum).name}: stopping")
+            loop.stop()
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        deadline = time.monotonic() + args.duration if args.duration else None
+        log(f"running ({args.engine} engine, {len(ports)} ports)")
+        dp.refresh()
+        dp.run(stop=(lambda: time.monotonic() >= deadline) if deadline is not None else None)
+    finally:
+        if dp is not None:
+            for line in dp.summary():
+                log(line)
+        if server is not None:
+            server.close()
+        if guard is not None:
+            guard.close()
+        for p in ports:
+            p.close()
+    return 0
+
+
+def run_workers(args: argparse.Namespace, rules_text: str | None) -> int:
+    group = os.getpid() & 0xFFFF
+    pids: list[int] = []
+    for w in range(args.workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                if w > 0:
+                    args.socket = "none"
+                code = run_worker(args, rules_text, w, group)
+            finally:
+                os._exit(code)
+        pids.append(pid)
+
+    def _forward(signum: int, _frame: object) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    signal.signal(signal.SIGINT, _forward)
+    signal.signal(signal.SIGTERM, _forward)
+    status = 0
+    for pid in pids:
+        while True:
+            try:
+                _, st = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+        status = status or os.waitstatus_to_exitcode(st)
+    return status
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if not args.iface:
+        print("lb run: at least one --iface is needed", file=sys.stderr)
+        return 2
+    if len(args.iface) > 8:
+        print("lb run: at most 8 ports", file=sys.stderr)
+        return 2
+    rules_text = Path(args.rules).read_text() if args.rules else None
+    if rules_text is not None:
+        # parse once up front so that a bad file fails before any port is opened
+        from lb.config import parse_rules_checked  # noqa: PLC0415
+        parse_rules_checked(rules_text)
+    if args.workers > 1:
+        if args.io != "afpacket":
+            print("lb run: --workers needs --io afpacket (PACKET_FANOUT)", file=sys.stderr)
+            return 2
+        return run_workers(args, rules_text)
+    return run_worker(args, rules_text)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run the balancer on the given interfaces",
+                       description="Run the balancer in the current network namespace until SIGINT/SIGTERM.")
+    p.add_argument("--iface", action="append", metavar="IF", help="a port (repeat for more; index = order)")
+    p.add_argument("--io", choices=("afpacket", "tap"), default="afpacket", help="port backend")
+    p.add_argument("--rules", metavar="FILE", help="ipvsadm-save text to load at start")
+    p.add_argument("--socket", metavar="PATH", default=None,
+                   help="control socket (default $LB_SOCKET or /run/pyvs/lb.sock; 'none': no socket)")
+    p.add_argument("--engine", choices=("c", "python"), default="c", help="packet engine")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on a PACKET_FANOUT group")
+    p.add_argument("--port-addr", action="append", metavar="IF=ADDR/LEN",
+                   help="the balancer's IPv4 address on a port (TAP ports; default: the interface's)")
+    p.add_argument("--mac", action="append", metavar="IF=MAC", help="the balancer's MAC on a TAP port")
+    p.add_argument("--batch", type=int, default=64, help="frames per batch (C engine)")
+    p.add_argument("--budget", type=int, default=1024, help="frames per pump call before Python runs")
+    p.add_argument("--conn-max", type=int, default=65536, help="connection table size per worker")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run)")
+    p.add_argument("--no-guard", action="store_true", help="do not install the netdev-ingress drop table")
+    p.add_argument("--passthrough", action="store_true", help="debug: hand every frame to the slow path")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every slow-path answer")
+    p.set_defaults(func=cmd_run)
