@@ -1,0 +1,192 @@
+/*
+ * icmp.c - ICMP on the packet path (kernel ip_vs_core.c ip_vs_in_icmp / ip_vs_out_icmp /
+ * ip_vs_nat_icmp, net/ipv4/icmp.c icmp_send).  lb/fwd/icmp.py is the Python twin.
+ *
+ * Errors the balancer sends (time exceeded, port unreachable for a service without destinations,
+ * fragmentation needed) are built in place over the offending frame: Ethernet addresses swapped,
+ * a fresh IPv4 header (TTL 64, ID 0, no DF, TOS = the old TOS bits | 0xC0 as icmp_send sets them),
+ * 8 bytes of ICMP and as much of the offending IP packet as fits in 576 bytes; out of the port the
+ * frame came in on.  Never about an ICMP error, nor to a multicast/broadcast/zero source.
+ *
+ * Errors received (destination unreachable, source quench, time exceeded) that quote a packet of a
+ * tracked connection are forwarded: from the client side by the connection's forwarding method
+ * (NAT: outer destination, quoted source and source port rewritten to the real server's), from the
+ * real server side of a NAT connection back to the client (outer source, quoted destination and
+ * destination port rewritten to VIP:vport).  As in ip_vs_nat_icmp the outer and quoted IP header
+ * checksums and the ICMP checksum are recomputed, the quoted TCP/UDP checksum is left as it was.
+ * The ICMP checksum is verified once the connection is found (bad: dropped).  Anything else ICMP
+ * (echo, errors about unknown packets, errors quoting IPIP) is passed to the slow path.
+ */
+#include "lb_xmit.h"
+
+#define LB_ICMP_HLEN 8
+#define LB_ICMP_QUOTE_MAX (LB_ICMP_ERR_MAX - 20 - LB_ICMP_HLEN)
+
+void lb_icmp4_send(struct lb_pkt *p, uint8_t type, uint8_t code, uint32_t info, uint32_t saddr,
+		   uint8_t reason)
+{
+	uint8_t *d = p->data, *ip = lb_pkt_ip(p);
+	if (p->icmp_err) {
+		lb_pkt_verdict(p, LB_VERDICT_DROP, reason);
+		return;
+	}
+	uint32_t osrc;
+	memcpy(&osrc, ip + 12, 4);
+	uint8_t first = ip[12];
+	if (osrc == 0 || osrc == 0xFFFFFFFFu || (first & 0xF0) == 0xE0) {
+		lb_pkt_verdict(p, LB_VERDICT_DROP, reason);
+		return;
+	}
+	uint32_t quote = p->ip_len;
+	if (quote > LB_ICMP_QUOTE_MAX)
+		quote = LB_ICMP_QUOTE_MAX;
+	uint32_t avail = p->room - p->l3_off - 20 - LB_ICMP_HLEN;
+	if (quote > avail)
+		quote = avail;
+	uint8_t tos = (uint8_t)((ip[1] & 0x1E) | 0xC0);
+	memmove(ip + 20 + LB_ICMP_HLEN, ip, quote);
+
+	uint8_t mac[6];
+	memcpy(mac, d, 6);
+	memcpy(d, d + 6, 6);
+	memcpy(d + 6, mac, 6);
+
+	uint16_t totlen = (uint16_t)(20 + LB_ICMP_HLEN + quote);
+	ip[0] = 0x45;
+	ip[1] = tos;
+	lb_put16(ip + 2, totlen);
+	lb_put16(ip + 4, 0);
+	lb_put16(ip + 6, 0);
+	ip[8] = LB_IP_DEFAULT_TTL;
+	ip[9] = LB_IPPROTO_ICMP;
+	memcpy(ip + 12, &saddr, 4);
+	memcpy(ip + 16, &osrc, 4);
+	lb_ip4_send_check(ip);
+
+	uint8_t *ic = ip + 20;
+	ic[0] = type;
+	ic[1] = code;
+	lb_put16(ic + 2, 0);
+	lb_put16(ic + 4, (uint16_t)(info >> 16));
+	lb_put16(ic + 6, (uint16_t)info);
+	lb_put16(ic + 2, lb_csum_fold(lb_csum_add(0, ic, LB_ICMP_HLEN + quote)));
+
+	p->ip_len = totlen;
+	p->l4_off = (uint16_t)(p->l3_off + 20);
+	p->len = (uint32_t)p->l3_off + totlen;
+	p->out_port = p->in_port;
+	lb_pkt_verdict(p, LB_VERDICT_TX, reason);
+}
+
+/* ip_vs_nat_icmp: in = client side (to the real server), else real server side (to the client). */
+static void icmp_nat_rewrite(struct lb_pkt *p, uint8_t *q, uint32_t qihl, const struct lb_conn *cp, bool in)
+{
+	uint8_t *ip = lb_pkt_ip(p), *ic = lb_pkt_l4(p);
+	if (in) {
+		memcpy(ip + 16, &cp->daddr.ip, 4);
+		memcpy(q + 12, &cp->daddr.ip, 4);
+		memcpy(q + qihl, &cp->dport, 2);
+	} else {
+		memcpy(ip + 12, &cp->vaddr.ip, 4);
+		memcpy(q + 16, &cp->vaddr.ip, 4);
+		memcpy(q + qihl + 2, &cp->vport, 2);
+	}
+	lb_ip4_send_check(ip);
+	lb_ip4_send_check(q);
+	uint32_t iclen = p->ip_len - (uint32_t)(p->l4_off - p->l3_off);
+	lb_put16(ic + 2, 0);
+	lb_put16(ic + 2, lb_csum_fold(lb_csum_add(0, ic, iclen)));
+}
+
+static void icmp_nat_in(struct lb_core *core, struct lb_pkt *p, struct lb_conn *cp, uint8_t *q, uint32_t qihl)
+{
+	if (!lb_xmit_nexthop(core, p, cp->dest))
+		return;
+	int port = cp->dest->nh_port;
+	if (!lb_xmit_ttl(p, 0) || !lb_xmit_mtu(p, core->ports[port].mtu, 0))
+		return;
+	icmp_nat_rewrite(p, q, qihl, cp, true);
+	lb_xmit_l2(core, p, port, cp->dest->nh_mac);
+}
+
+static void icmp_nat_out(struct lb_core *core, struct lb_pkt *p, struct lb_conn *cp, uint8_t *q, uint32_t qihl)
+{
+	int port = cp->cl_port < LB_MAX_PORTS ? cp->cl_port : 0;
+	uint8_t *ip = lb_pkt_ip(p);
+	if (ip[8] <= 1) {
+		lb_pkt_verdict(p, LB_VERDICT_DROP, LB_R_TTL);
+		return;
+	}
+	if (!lb_xmit_mtu(p, core->ports[port].mtu, 0))
+		return;
+	ip[8]--;
+	icmp_nat_rewrite(p, q, qihl, cp, false);
+	lb_xmit_l2(core, p, port, cp->cl_mac);
+}
+
+void lb_icmp4_process(struct lb_core *core, struct lb_pkt *p, uint64_t now)
+{
+	uint8_t *ic = lb_pkt_l4(p);
+	uint32_t iclen = p->ip_len - (uint32_t)(p->l4_off - p->l3_off);
+	uint8_t type = ic[0];
+
+	if (type != LB_ICMP_DEST_UNREACH && type != LB_ICMP_SOURCE_QUENCH && type != LB_ICMP_TIME_EXCEEDED) {
+		lb_pkt_verdict(p, LB_VERDICT_PASS, LB_R_SLOW_PATH);
+		return;
+	}
+	/* the quoted IP header and the first 4 bytes (ports) behind it */
+	lb_pkt_verdict(p, LB_VERDICT_PASS, LB_R_ICMP_UNTRACKED);
+	if (iclen < LB_ICMP_HLEN + 20)
+		return;
+	uint8_t *q = ic + LB_ICMP_HLEN;
+	uint32_t qlen = iclen - LB_ICMP_HLEN;
+	if ((q[0] >> 4) != 4)
+		return;
+	uint32_t qihl = (uint32_t)(q[0] & 0x0F) * 4;
+	if (qihl < 20 || qihl + 4 > qlen)
+		return;
+	if (q[9] != LB_IPPROTO_TCP && q[9] != LB_IPPROTO_UDP)
+		return;
+	if (lb_get16(q + 6) & LB_IP_OFFMASK)
+		return;
+
+	/* The quoted packet went the other way: swap it into the direction of this error. */
+	struct lb_flow_key k;
+	memset(&k, 0, sizeof(k));
+	k.af = LB_AF_INET;
+	k.proto = q[9];
+	memcpy(&k.saddr.ip, q + 16, 4);
+	memcpy(&k.daddr.ip, q + 12, 4);
+	memcpy(&k.sport, q + qihl + 2, 2);
+	memcpy(&k.dport, q + qihl, 2);
+
+	bool in = true;
+	struct lb_conn *cp = lb_conn_lookup_in(core, &k, now);
+	if (!cp) {
+		cp = lb_conn_lookup_out(core, &k, now);
+		if (!cp || cp->fwd != LB_FWD_MASQ)
+			return;
+		in = false;
+	}
+	if (lb_csum_fold(lb_csum_add(0, ic, iclen)) != 0) {
+		lb_pkt_verdict(p, LB_VERDICT_DROP, LB_R_PARSE_CSUM);
+		return;
+	}
+	p->icmp_err = true;
+	if (!in) {
+		lb_stats_out(cp, p->ip_len);
+		icmp_nat_out(core, p, cp, q, qihl);
+		return;
+	}
+	lb_stats_in(cp, p->ip_len);
+	if (cp->fwd == LB_FWD_MASQ) {
+		icmp_nat_in(core, p, cp, q, qihl);
+		return;
+	}
+	const struct lb_xmit_ops *ops = cp->fwd < LB_FWD_SLOTS ? lb_xmit_table[cp->fwd] : NULL;
+	if (!ops) {
+		lb_pkt_verdict(p, LB_VERDICT_PASS, LB_R_SLOW_PATH);
+		return;
+	}
+	ops->xmit(core, p, cp);
+}

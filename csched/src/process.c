@@ -1,0 +1,222 @@
+/*
+ * process.c - lb_process_batch, the hot call: each frame of a batch goes parse -> conn lookup ->
+ * (miss) service lookup + schedule -> state -> counters -> the connection's transmitter, rewritten
+ * in place (kernel ip_vs_core.c ip_vs_in / ip_vs_out, ip_vs_proto_tcp.c tcp_conn_schedule,
+ * ip_vs_leave).  Plus the per-reason and per-verdict counters kept in core->ext.
+ * lb/engine/python.py is the Python twin of this file.
+ *
+ * Decisions (see also parse.c, icmp.c, xmit_*.c):
+ * - a TCP packet without a connection creates one only when it is a SYN without RST (sloppy_tcp=0);
+ *   other segments are dropped (LB_R_NOT_SYN) where the kernel would hand them to its local stack
+ *   (which answers with a RST): in pyvs the balancer's kernel must not act on VIP traffic.
+ * - impossible TCP flag combinations (SYN+FIN, SYN+RST, no flag at all) are dropped (LB_R_TCP_FLAGS)
+ *   once the packet is known to be ours (a connection or a service); others' packets are passed.
+ * - a service without an available destination answers ICMP port unreachable, for TCP as for UDP
+ *   (ip_vs_leave: "no matter it is TCP/UDP"); a full connection table drops (LB_R_CONN_FULL).
+ * - counters as ip_vs_conn_stats (schedule.c) / ip_vs_in_stats / ip_vs_out_stats: conns on creation; packets
+ *   and bytes (IP total length) in on client->server, out on server->client, counted only while the
+ *   dest is available, before the transmitter runs.
+ * - IPv6 is passed to the slow path (LB_R_SLOW_PATH) for now.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include "lb_xmit.h"
+
+struct lb_pkt_state {
+	uint64_t reason_count[LB_R__COUNT];
+	uint64_t verdict_count[3];
+};
+
+#define LB_REASON_NAME(name, text) #name,
+static const char *const reason_names[LB_R__COUNT] = { LB_REASON_LIST(LB_REASON_NAME) };
+#undef LB_REASON_NAME
+#define LB_REASON_TEXT(name, text) text,
+static const char *const reason_texts[LB_R__COUNT] = { LB_REASON_LIST(LB_REASON_TEXT) };
+#undef LB_REASON_TEXT
+
+int lb_reason_max(void) { return LB_R__COUNT; }
+const char *lb_reason_name(int i) { return i >= 0 && i < LB_R__COUNT ? reason_names[i] : NULL; }
+const char *lb_reason_text(int i) { return i >= 0 && i < LB_R__COUNT ? reason_texts[i] : NULL; }
+
+int lb_pkt_init(lb_core *core)
+{
+	if (!core->ext) {
+		core->ext = calloc(1, sizeof(struct lb_pkt_state));
+		if (!core->ext)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+uint64_t lb_reason_count(lb_core *core, int i)
+{
+	const struct lb_pkt_state *st = core->ext;
+	return st && i >= 0 && i < LB_R__COUNT ? st->reason_count[i] : 0;
+}
+
+uint64_t lb_verdict_count(lb_core *core, int verdict)
+{
+	const struct lb_pkt_state *st = core->ext;
+	return st && verdict >= 0 && verdict < 3 ? st->verdict_count[verdict] : 0;
+}
+
+void lb_pkt_counters_zero(lb_core *core)
+{
+	if (core->ext)
+		memset(core->ext, 0, sizeof(struct lb_pkt_state));
+}
+
+void lb_stats_in(struct lb_conn *cp, uint32_t bytes)
+{
+	cp->pkts_in++;
+	cp->bytes_in += bytes;
+	struct lb_dest *d = cp->dest;
+	if (d && (d->flags & LB_DEST_F_AVAILABLE)) {
+		d->stats.inpkts++;
+		d->stats.inbytes += bytes;
+		if (d->svc) {
+			d->svc->stats.inpkts++;
+			d->svc->stats.inbytes += bytes;
+		}
+	}
+}
+
+void lb_stats_out(struct lb_conn *cp, uint32_t bytes)
+{
+	cp->pkts_out++;
+	cp->bytes_out += bytes;
+	struct lb_dest *d = cp->dest;
+	if (d && (d->flags & LB_DEST_F_AVAILABLE)) {
+		d->stats.outpkts++;
+		d->stats.outbytes += bytes;
+		if (d->svc) {
+			d->svc->stats.outpkts++;
+			d->svc->stats.outbytes += bytes;
+		}
+	}
+}
+
+static bool tcp_flags_bad(uint8_t f)
+{
+	if ((f & (LB_TCP_SYN | LB_TCP_FIN)) == (LB_TCP_SYN | LB_TCP_FIN))
+		return true;
+	if ((f & (LB_TCP_SYN | LB_TCP_RST)) == (LB_TCP_SYN | LB_TCP_RST))
+		return true;
+	return (f & 0x3F) == 0;
+}
+
+/* step 8: a packet of a known connection, client -> server (dir 0) or server -> client (dir 1) */
+static void conn_packet(struct lb_core *core, struct lb_pkt *p, struct lb_conn *cp, int dir, uint64_t now)
+{
+	if (p->proto == LB_IPPROTO_TCP && tcp_flags_bad(p->tcp_flags)) {
+		lb_pkt_verdict(p, LB_VERDICT_DROP, LB_R_TCP_FLAGS);
+		return;
+	}
+	lb_conn_state(core, cp, dir, p->tcp_flags, now);
+	const struct lb_xmit_ops *ops = cp->fwd < LB_FWD_SLOTS ? lb_xmit_table[cp->fwd] : NULL;
+	if (dir == 0) {
+		lb_stats_in(cp, p->ip_len);
+		if (!ops) {
+			lb_pkt_verdict(p, LB_VERDICT_PASS, LB_R_SLOW_PATH);
+			return;
+		}
+		ops->xmit(core, p, cp);
+		lb_conn_put(core, cp);
+	} else {
+		lb_stats_out(cp, p->ip_len);
+		if (!ops || !ops->xmit_reply) {
+			lb_pkt_verdict(p, LB_VERDICT_PASS, LB_R_SLOW_PATH);
+			return;
+		}
+		ops->xmit_reply(core, p, cp);
+		lb_conn_put(core, cp);
+	}
+}
+
+static void process_one(struct lb_core *core, struct lb_pkt *p, uint64_t now)
+{
+	/* step 3 */
+	if (!lb_parse(p))
+		return;
+	if (p->proto == LB_IPPROTO_ICMP) {
+		lb_icmp4_process(core, p, now);
+		return;
+	}
+	/* step 4 */
+	struct lb_conn *cp = lb_conn_lookup_in(core, &p->key, now);
+	if (cp) {
+		conn_packet(core, p, cp, 0, now);
+		return;
+	}
+	cp = lb_conn_lookup_out(core, &p->key, now);
+	if (cp && cp->fwd == LB_FWD_MASQ) {
+		conn_packet(core, p, cp, 1, now);
+		return;
+	}
+	/* step 5 */
+	struct lb_service *svc = lb_svc_find(core, LB_AF_INET, p->proto, &p->key.daddr, p->key.dport);
+	if (!svc) {
+		lb_pkt_verdict(p, LB_VERDICT_PASS, LB_R_NO_SERVICE);
+		return;
+	}
+	if (p->proto == LB_IPPROTO_TCP) {
+		if (tcp_flags_bad(p->tcp_flags)) {
+			lb_pkt_verdict(p, LB_VERDICT_DROP, LB_R_TCP_FLAGS);
+			return;
+		}
+		if (!(p->tcp_flags & LB_TCP_SYN) || (p->tcp_flags & LB_TCP_RST)) {
+			lb_pkt_verdict(p, LB_VERDICT_DROP, LB_R_NOT_SYN);
+			return;
+		}
+	}
+	/* steps 6-7 */
+	int reason = LB_R_NO_DEST;
+	cp = lb_conn_schedule(core, svc, &p->key, now, &reason);
+	if (!cp) {
+		if (reason == LB_R_NO_DEST)
+			lb_icmp4_send(p, LB_ICMP_DEST_UNREACH, LB_ICMP_PORT_UNREACH, 0, p->key.daddr.ip, LB_R_NO_DEST);
+		else
+			lb_pkt_verdict(p, LB_VERDICT_DROP, (uint8_t)reason);
+		return;
+	}
+	cp->cl_port = p->in_port;
+	memcpy(cp->cl_mac, p->data + 6, 6);
+	conn_packet(core, p, cp, 0, now);
+}
+
+int lb_process_batch(lb_core *core, struct lb_batch *b, uint64_t now_ns)
+{
+	if (!core || !b || !b->slab || !b->len || !b->in_port || !b->out_port || !b->verdict || !b->reason)
+		return -EINVAL;
+	if (b->stride < LB_BATCH_STRIDE_MIN || b->stride > 65535)
+		return -EINVAL;
+	if (!core->ext && lb_pkt_init(core) < 0)
+		return -ENOMEM;
+	struct lb_pkt_state *st = core->ext;
+	lb_conn_expire(core, now_ns, 64);
+	int tx = 0;
+	for (uint32_t i = 0; i < b->n; i++) {
+		struct lb_pkt p;
+		p.data = b->slab + (size_t)i * b->stride;
+		p.len = b->len[i] < b->stride ? b->len[i] : b->stride;
+		p.room = b->stride;
+		p.in_port = b->in_port[i];
+		p.l3_off = p.l4_off = p.ip_len = 0;
+		if (p.in_port >= LB_MAX_PORTS)
+			lb_pkt_verdict(&p, LB_VERDICT_DROP, LB_R_NO_ROUTE);
+		else
+			process_one(core, &p, now_ns);
+		if (p.verdict == LB_VERDICT_TX) {
+			b->len[i] = (uint16_t)p.len;
+			b->out_port[i] = p.out_port;
+			tx++;
+		} else {
+			b->out_port[i] = 0;
+		}
+		b->verdict[i] = p.verdict;
+		b->reason[i] = p.reason;
+		st->reason_count[p.reason]++;
+		st->verdict_count[p.verdict]++;
+	}
+	return tx;
+}

@@ -1,0 +1,66 @@
+/*
+ * xmit_nat.c - NAT (masquerading, ipvsadm -m): requests get VIP:vport -> RIP:rport (DNAT), replies
+ * RIP:rport -> VIP:vport (SNAT), with RFC 1624 incremental TCP/UDP checksum updates over the
+ * pseudo-header address and the port (kernel ip_vs_nat_xmit + tcp/udp_dnat_handler, handle_response
+ * + tcp/udp_snat_handler); a UDP checksum of 0 (none) stays 0, a computed 0 is sent as 0xFFFF.
+ * Requests are checked as IPVS does (TTL, then MTU); replies as the kernel's ip_forward does (TTL
+ * check, MTU check, then the decrement).  lb/fwd/nat.py is the Python twin.
+ */
+#include "lb_xmit.h"
+
+/* Rewrite the destination (dst=true) or source address and port of a TCP/UDP packet. */
+void lb_nat_rewrite(struct lb_pkt *p, bool dst, const union lb_addr *addr, uint16_t port_net)
+{
+	uint8_t *ip = lb_pkt_ip(p), *l4 = lb_pkt_l4(p);
+	uint32_t aoff = dst ? 16 : 12, poff = dst ? 2 : 0;
+	uint8_t old[6], new_[6];
+	memcpy(old, ip + aoff, 4);
+	memcpy(old + 4, l4 + poff, 2);
+	memcpy(new_, &addr->ip, 4);
+	memcpy(new_ + 4, &port_net, 2);
+	if (p->proto == LB_IPPROTO_TCP) {
+		lb_put16(l4 + 16, lb_csum_replace(lb_get16(l4 + 16), old, new_, 3));
+	} else if (p->proto == LB_IPPROTO_UDP) {
+		uint16_t check = lb_get16(l4 + 6);
+		if (check) {
+			check = lb_csum_replace(check, old, new_, 3);
+			lb_put16(l4 + 6, check ? check : 0xFFFF);
+		}
+	}
+	memcpy(l4 + poff, &port_net, 2);
+	memcpy(ip + aoff, &addr->ip, 4);
+	lb_ip4_send_check(ip);
+}
+
+static void masq_xmit(struct lb_core *core, struct lb_pkt *p, struct lb_conn *cp)
+{
+	if (!lb_xmit_nexthop(core, p, cp->dest))
+		return;
+	uint32_t src = lb_xmit_icmp_src(core, p, true);
+	int port = cp->dest->nh_port;
+	if (!lb_xmit_ttl(p, src) || !lb_xmit_mtu(p, core->ports[port].mtu, src))
+		return;
+	lb_nat_rewrite(p, true, &cp->daddr, cp->dport);
+	lb_xmit_l2(core, p, port, cp->dest->nh_mac);
+}
+
+static void masq_xmit_reply(struct lb_core *core, struct lb_pkt *p, struct lb_conn *cp)
+{
+	uint32_t src = lb_xmit_icmp_src(core, p, false);
+	int port = cp->cl_port < LB_MAX_PORTS ? cp->cl_port : 0;
+	uint8_t *ip = lb_pkt_ip(p);
+	if (ip[8] <= 1) {
+		lb_icmp4_send(p, LB_ICMP_TIME_EXCEEDED, LB_ICMP_EXC_TTL, 0, src, LB_R_TTL);
+		return;
+	}
+	if (!lb_xmit_mtu(p, core->ports[port].mtu, src))
+		return;
+	ip[8]--;
+	lb_nat_rewrite(p, false, &cp->vaddr, cp->vport);	/* recomputes the IP checksum */
+	lb_xmit_l2(core, p, port, cp->cl_mac);
+}
+
+const struct lb_xmit_ops lb_xmit_masq = {
+	.name = "masq", .ipvsadm_flag = 'm', .fwd = LB_FWD_MASQ,
+	.xmit = masq_xmit, .xmit_reply = masq_xmit_reply,
+};
