@@ -146,7 +146,7 @@ def _l4(data: bytes, span: tuple[int, int], proto: int, src: bytes, dst: bytes) 
         return Header("TCP", [
             ("sport", str(sport)), ("dport", str(dport)), ("flags", tcp_flags_text(flags)), ("seq", str(seq)),
             ("ack", str(ack)), ("win", str(win)), ("csum", f"0x{csum:04x}" + ("" if ok else " (bad)")),
-            ("payload", f"{plen} B"),
+            ("payload", f"{plen}B"),
         ], {"sport": sport, "dport": dport, "flags": flags, "seq": seq, "ack": ack, "payload": plen})
     if proto == IPPROTO_UDP and end >= off + 8:
         sport, dport, ulen, csum = struct.unpack_from("!HHHH", data, off)

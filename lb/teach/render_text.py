@@ -76,7 +76,8 @@ def _hop_lines(ladder: Ladder, hop: Hop, st: _Style) -> list[str]:
 
 
 def _step_lines(ladder: Ladder, step: Step) -> list[str]:
-    head = f"    ({ladder.node_label(step.node)}) {step.title}: "
+    who = "balancer" if step.node == "lb" else step.node
+    head = f"    [{who}] {step.title}: "
     out: list[str] = []
     for i, para in enumerate(step.text.split("\n")):
         if i == 0:
