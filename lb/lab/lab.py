@@ -239,8 +239,8 @@ class Lab:
         path = lab_dir(self.spec.name) / f"cap-{where.node}-{where.dev}-{time.monotonic_ns()}.pcap"
         log = path.with_suffix(".log")
         proc = self.net.spawn(where.node, "capture",
-                              ["tcpdump", "-i", where.dev, "-n", "-U", "-s", "128", "-c", str(max_packets),
-                               "-w", str(path), bpf], log=log)
+                              ["tcpdump", "-Z", "root", "--immediate-mode", "-i", where.dev, "-n", "-U",
+                               "-s", "128", "-c", str(max_packets), "-w", str(path), bpf], log=log)
         cap = Capture(where, path)
         try:
             deadline = time.monotonic() + 5

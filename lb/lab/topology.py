@@ -68,6 +68,16 @@ class Topology:
                 return cidr.split("/")[0]
         return ""
 
+    def peer_of(self, ep: Endpoint) -> Endpoint:
+        """The other end of the veth pair `ep` belongs to (captures there see what `ep` really sent, even
+        frames a balancer transmits with PACKET_QDISC_BYPASS, which its own interface's taps miss)."""
+        for a, b, _ in self.links:
+            if a == ep:
+                return b
+            if b == ep:
+                return a
+        raise KeyError(f"{ep.node}:{ep.dev} is on no link")
+
     def mac_of(self, ep: Endpoint) -> str:
         for dev, _, mac in self.addrs:
             if dev == ep and mac:
