@@ -455,7 +455,10 @@ def parse_args(argv: list[str], prog: str = "ipvsadm") -> Command:
     p = _Popt(argv)
     sched_flags_arg = ""
 
-    first = p.next()
+    try:
+        first = p.next()
+    except PoptError:
+        first = None            # any popt error on the first option: tryhelp_exit
     if first is None:
         raise tryhelp(prog)
     tag, optarg = first

@@ -34,19 +34,42 @@ def scenario_services() -> list[model.ServiceStatus]:
         key = model.ServiceKey(model.Proto[s["proto"]], ip_address(s["addr"]), s["port"], s["fwmark"])
         svc = model.Service(key, s["sched"], s["flags"], s["timeout"], _netmask(s["netmask"]))
         dests = tuple(
-            model.DestStatus(model.Dest(ip_address(d["addr"]), d["port"], model.Fwd.from_ipvsadm_name(d["fwd"]),
-                                        d["weight"], d["u"], d["l"]),
-                             d["active"], d["inact"], d["persist"], model.Stats(*d["stats"]),
-                             model.Rates(*d["rates"]))
-            for d in s["dests"])
+            model.DestStatus(
+                model.Dest(
+                    ip_address(d["addr"]),
+                    d["port"],
+                    model.Fwd.from_ipvsadm_name(d["fwd"]),
+                    d["weight"],
+                    d["u"],
+                    d["l"],
+                ),
+                d["active"],
+                d["inact"],
+                d["persist"],
+                model.Stats(*d["stats"]),
+                model.Rates(*d["rates"]),
+            )
+            for d in s["dests"]
+        )
         out.append(model.ServiceStatus(svc, dests, model.Stats(*s["stats"]), model.Rates(*s["rates"])))
     return out
 
 
 def scenario_conns() -> list[model.ConnInfo]:
-    return [model.ConnInfo(model.Proto[c["proto"]], ip_address(c["c"][0]), c["c"][1], ip_address(c["v"][0]),
-                           c["v"][1], ip_address(c["d"][0]), c["d"][1], c["state"], c["expires"])
-            for c in SC["conns"]]
+    return [
+        model.ConnInfo(
+            model.Proto[c["proto"]],
+            ip_address(c["c"][0]),
+            c["c"][1],
+            ip_address(c["v"][0]),
+            c["v"][1],
+            ip_address(c["d"][0]),
+            c["d"][1],
+            c["state"],
+            c["expires"],
+        )
+        for c in SC["conns"]
+    ]
 
 
 N = o.FMT_NUMERIC
@@ -67,8 +90,9 @@ def test_listing_matches_golden(name: str) -> None:
     assert got == (GOLDEN / name).read_text()
 
 
-@pytest.mark.parametrize(("name", "fmt"), [("list_n_conn.txt", N), ("list_n_conn_persistent.txt",
-                                                                        N | o.FMT_PERSISTENTCONN)])
+@pytest.mark.parametrize(
+    ("name", "fmt"), [("list_n_conn.txt", N), ("list_n_conn_persistent.txt", N | o.FMT_PERSISTENTCONN)]
+)
 def test_conn_listing_matches_golden(name: str, fmt: int) -> None:
     assert render.list_conn(scenario_conns(), fmt) == (GOLDEN / name).read_text()
 
@@ -82,16 +106,31 @@ def test_timeout_usage_version_match_golden() -> None:
 def test_nosort_keeps_kernel_order() -> None:
     text = render.list_all(scenario_services(), N | o.FMT_NOSORT)
     lines = [ln for ln in text.splitlines() if ln.startswith(("TCP", "UDP", "FWM"))]
-    assert [ln.split()[1] for ln in lines] == ["10.0.0.1:53", "10.0.0.1:80", "[2001:db8::1]:443", "7",
-                                               "10.0.0.2:5060"]
+    assert [ln.split()[1] for ln in lines] == [
+        "10.0.0.1:53",
+        "10.0.0.1:80",
+        "[2001:db8::1]:443",
+        "7",
+        "10.0.0.2:5060",
+    ]
     dests = [ln.split()[1] for ln in text.splitlines() if "10.0.1.1" in ln]
-    assert dests == ["10.0.1.12:8080", "10.0.1.11:80"]      # newest first, as the kernel lists them
+    assert dests == ["10.0.1.12:8080", "10.0.1.11:80"]  # newest first, as the kernel lists them
 
 
-@pytest.mark.parametrize(("value", "text"), [
-    (0, "        0"), (99_999_999, " 99999999"), (100_000_000, "  100000K"), (999_999_999, "  999999K"),
-    (1_000_000_000, "    1000M"), (99_999_999_999, "   99999M"), (100_000_000_000, "     100G"),
-    (99_999_999_999_999, "   99999G"), (100_000_000_000_000, "     100T")])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0, "        0"),
+        (99_999_999, " 99999999"),
+        (100_000_000, "  100000K"),
+        (999_999_999, "  999999K"),
+        (1_000_000_000, "    1000M"),
+        (99_999_999_999, "   99999M"),
+        (100_000_000_000, "     100G"),
+        (99_999_999_999_999, "   99999G"),
+        (100_000_000_000_000, "     100T"),
+    ],
+)
 def test_largenum_scaling(value: int, text: str) -> None:
     assert render.largenum(value, 0) == text
 
