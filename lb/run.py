@@ -115,7 +115,8 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
         loop = dp
 
         def _stop(signum: int, _frame: object) -> None:
-            log(f"signal {signal.Signals(signum).name}: stopping")
+            if not loop.stopping:
+                log(f"signal {signal.Signals(signum).name}: stopping")
             loop.stop()
 
         signal.signal(signal.SIGINT, _stop)

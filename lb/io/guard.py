@@ -61,9 +61,10 @@ class KernelGuard:
         self._last = ""
 
     def _nft(self, script: str) -> bool:
+        # own session: a ^C to the balancer's process group must not kill the cleanup
         try:
             proc = subprocess.run(["nft", "-f", "-"], input=script, text=True, capture_output=True,
-                                  timeout=10, check=False)
+                                  timeout=10, check=False, start_new_session=True)
         except (OSError, subprocess.TimeoutExpired) as exc:
             if self.log:
                 self.log(f"guard: nft unavailable ({exc}): the namespace's kernel also sees VIP traffic")
