@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t = sub.add_parser("trace", help="capture real requests at every hop of a running lab and explain them",
                        description="Capture one or N requests in a running lab (root), match each "
                                    "connection's packets across hops and print the ladder.")
-    t.add_argument("--lab", default="lab", metavar="NAME", help="lab name (default: lab)")
+    t.add_argument("--lab", default="pyvs", metavar="NAME", help="lab name (default: pyvs, as `lb lab up`)")
     t.add_argument("--count", "-n", type=int, default=1, metavar="N", help="requests to send (1-50)")
     t.add_argument("--pcap-dir", metavar="DIR", help="keep one pcap per hop in DIR")
     t.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")

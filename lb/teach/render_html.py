@@ -38,14 +38,14 @@ table.compare th, table.compare td { border: 1px solid #c9cfdb; padding: 6px 8px
 table.compare th { background: #eef1f6; }
 """
 
-_COL_W = 170
+_COL_W = 200
 _ROW_H = 34
 _TOP = 56
 
 
 def _svg(ladder: Ladder) -> str:
-    xs = {nid: 90 + i * _COL_W for i, (nid, _) in enumerate(ladder.nodes)}
-    width = 90 * 2 + _COL_W * (len(ladder.nodes) - 1)
+    xs = {nid: 100 + i * _COL_W for i, (nid, _) in enumerate(ladder.nodes)}
+    width = 100 * 2 + _COL_W * (len(ladder.nodes) - 1)
     rows = [e for e in ladder.events if isinstance(e, Hop) or e.node != "lb" or e.title.startswith("sched")]
     height = _TOP + _ROW_H * (len(rows) + 1)
     mid = f"arrow-{ladder.mode}"
@@ -56,7 +56,7 @@ def _svg(ladder: Ladder) -> str:
     for nid, label in ladder.nodes:
         x = xs[nid]
         out.append(f'<line class="lifeline" x1="{x}" y1="{_TOP - 16}" x2="{x}" y2="{height - 8}"/>')
-        out.append(f'<rect class="node" x="{x - 78}" y="8" width="156" height="30" rx="5"/>')
+        out.append(f'<rect class="node" x="{x - 94}" y="8" width="188" height="30" rx="5"/>')
         out.append(f'<text class="node-label" x="{x}" y="28">{escape(label)}</text>')
     y = _TOP
     for event in rows:
@@ -128,7 +128,7 @@ def _steps_html(ladder: Ladder, steps: list[Step]) -> str:
     items = []
     for s in steps:
         body = "<br>".join(escape(line) for line in s.text.split("\n"))
-        who = escape(ladder.node_label(s.node))
+        who = "balancer" if s.node == "lb" else escape(s.node)
         items.append(f"<li><b>{who} &middot; {escape(s.title)}</b>: {body}</li>")
     return '<ul class="steps">' + "".join(items) + "</ul>"
 
