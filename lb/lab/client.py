@@ -50,9 +50,10 @@ def get_once(url: str, timeout: float = 3.0) -> dict[str, object]:
     return res
 
 
-def big_once(url: str, nbytes: int, rate: float = 0.0, timeout: float = 10.0,
-             deadline: float = 120.0) -> dict[str, object]:
-    """Download /big?bytes=N, hash it as it arrives; `rate` (bytes/s) throttles reading."""
+def big_once(url: str, nbytes: int, rate: float = 0.0, *, timeout: float = 10.0,
+             deadline: float = 120.0, progress: bool = False) -> dict[str, object]:
+    """Download /big?bytes=N, hash it as it arrives; `rate` (bytes/s) throttles reading.  With `progress`,
+    a first JSON line {"started": true, "server", "sport"} is printed as soon as the headers arrive."""
     host, port, _ = _split(url)
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     res: dict[str, object] = {"server": "", "bytes": 0, "sha256": "", "ok": False, "error": "", "sport": 0}
@@ -66,6 +67,8 @@ def big_once(url: str, nbytes: int, rate: float = 0.0, timeout: float = 10.0,
         conn.request("GET", f"/big?bytes={nbytes}", headers={"Connection": "close"})
         resp = conn.getresponse()
         res["server"] = resp.getheader("X-Server") or ""
+        if progress:
+            print(json.dumps({"started": True, "server": res["server"], "sport": res["sport"]}), flush=True)
         while True:
             chunk = resp.read(65536)
             if not chunk:
@@ -119,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--bytes", type=int, required=True)
     b.add_argument("--rate", type=float, default=0.0)
     b.add_argument("--deadline", type=float, default=120.0)
+    b.add_argument("--progress", action="store_true")
     u = sub.add_parser("udp")
     u.add_argument("target")
     u.add_argument("--count", type=int, default=1)
@@ -134,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"i": i, **get_once(args.url, args.timeout)}), flush=True)
         return 0
     if args.cmd == "big":
-        print(json.dumps(big_once(args.url, args.bytes, args.rate, deadline=args.deadline)), flush=True)
+        print(json.dumps(big_once(args.url, args.bytes, args.rate, deadline=args.deadline,
+                                   progress=args.progress)), flush=True)
         return 0
     if args.cmd == "udp":
         host, _, port = args.target.rpartition(":")

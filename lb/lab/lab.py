@@ -227,11 +227,16 @@ class Lab:
     def server_of(self, rip: str) -> str:
         return self.topo.servers[self.topo.rips.index(rip)]
 
-    def lbadm(self, args: Sequence[str], timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
+    def lbadm(self, args: Sequence[str], input_text: str | None = None,
+              timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
         """`lbadm ARGS` against this lab's balancer (LB_SOCKET); runs from here: the socket is a file."""
         env = dict(os.environ, LB_SOCKET=str(self.state.socket))
         return subprocess.run([*bal.lbadm_command(), *args], capture_output=True, text=True, env=env,
-                              timeout=timeout, check=False)
+                              input=input_text, timeout=timeout, check=False)
+
+    def rules(self) -> str:
+        """The lab's service as ipvsadm-save lines (what the balancer was started with)."""
+        return bal.rules_text(self.topo, self.service)
 
     @contextlib.contextmanager
     def capture(self, where: Endpoint, bpf: str = "ip", max_packets: int = 20000) -> Iterator[Capture]:
