@@ -32,7 +32,7 @@ from lb.lab.state import LabState, lab_dir
 from lb.lab.topology import Endpoint, Topology, load
 from lb.teach import pcap, reasons, render_html, render_text
 from lb.teach.engine import EngineUnavailableError, PortCfg, open_datapath
-from lb.teach.ladder import FieldChange, Hop, Ladder, diff_hop
+from lb.teach.ladder import FieldChange, Hop, Ladder, Step, diff_hop
 from lb.teach.sched_explain import explain_pick
 
 MAX_COUNT = 50
@@ -196,16 +196,28 @@ def ladder_for(conn: tuple[str, int], seen: list[Seen], topo: Topology, lab: str
                 continue        # a retransmission or a second look at an earlier version
             versions.append((s.rec.data, [s]))
         prev: Hop | None = None
+        pairs: set[tuple[str, str]] = set()
+        retrans = 0
         for data, where in versions:
             hdrs = where[0].headers
             src = owners.get(str(hdrs[0].raw["src"]), "?")
             dst = owners.get(str(hdrs[0].raw["dst"]), "?")
+            if (src, dst) in pairs:
+                retrans += 1            # the same hop again with a new IP id: a retransmission
+                continue
+            pairs.add((src, dst))
             hop = ladder.add_hop(Hop(src, dst, f"{label} ({'request' if direction == 'in' else 'reply'})",
                                      "capture " + ", ".join(dict.fromkeys(s.point for s in where)), data))
             if prev is not None:
                 changes, added, removed = _diff(prev.headers, hop.headers, topo.mode, direction, prev.dst)
                 hop.changes, hop.added, hop.removed = changes, added, removed
             prev = hop
+        if retrans:
+            copies = "copy" if retrans == 1 else "copies"
+            ladder.notes.append(f"{label}: {retrans} retransmitted {copies} not shown")
+        if direction == "in" and prev is not None and prev.dst == topo.balancer:
+            ladder.notes.append("the SYN reached the balancer but never left it: is `lb run` still running "
+                                "in the lab (lb lab status)?")
         if direction == "out" and prev is not None and topo.mode in ("dr", "tun"):
             passed = any(s.point.startswith(topo.balancer + ":") for _, w in versions for s in w)
             ladder.notes.append("the reply " + ("DID pass the balancer (unexpected for this mode)" if passed
@@ -219,86 +231,128 @@ _RULE_A = re.compile(r"-A\s+-t\s+(\S+):(\d+)\s+-s\s+(\S+)")
 _RULE_R = re.compile(r"-a\s+-t\s+\S+\s+-r\s+(\S+):(\d+)\s+(-[gmi])\s+-w\s+(\d+)")
 
 
-def replay_steps(ladder: Ladder, topo: Topology, lab: str, syn: bytes | None) -> None:
-    """The balancer's decision for the captured SYN, from a replay through the data plane with the lab's
-    rules (when the lab runs `lb` and an engine is installed)."""
-    rules = lab_dir(lab) / "rules"
-    if syn is None or not rules.exists():
-        ladder.add_step(topo.balancer, "decision", "not shown: the lab's balancer is not pyvs (no rules)")
-        return
-    text = rules.read_text(encoding="utf-8")
-    a = _RULE_A.search(text)
-    if a is None:
-        ladder.add_step(topo.balancer, "decision", "not shown: no TCP service in the lab's rules")
-        return
-    fwd = {"-m": model.Fwd.MASQ, "-g": model.Fwd.DROUTE, "-i": model.Fwd.TUNNEL}
-    dests = [model.Dest(IPv4Address(m[0]), int(m[1]), fwd[m[2]], int(m[3])) for m in _RULE_R.findall(text)]
-    key = model.ServiceKey(model.Proto.TCP, IPv4Address(a[1]), int(a[2]))
-    try:
-        dp = open_datapath()
-    except EngineUnavailableError as exc:
-        ladder.add_step(topo.balancer, "decision", f"not shown: {exc}")
-        return
-    ports = [PortCfg(dev, topo.mac_of(Endpoint(topo.balancer, dev)) or "02:00:00:00:00:01",
-                     topo.addr_of(Endpoint(topo.balancer, dev)) or "10.0.0.1")
-             for dev in topo.balancer_ifaces]
-    out_port = len(ports) - 1 if topo.mode == "nat" else 0
-    nexthops = [(out_port, mac) for mac in topo.server_macs]
-    dp.setup(model.Service(key, sched=a[3]), dests, ports, nexthops)
-    loads = dp.dest_loads()
-    res = dp.process(syn, 0, 1_000_000_000)
-    names = dict(zip(topo.rips, topo.servers, strict=True))
-    picked = None
-    if res.verdict == "TX":
-        ips = [h for h in pcap.dissect(res.frame) if h.layer.startswith("IPv4")]
-        if topo.mode == "dr":
-            mac = str(pcap.dissect(res.frame)[0].raw["dst"])
-            picked = next((r for r, m in zip(topo.rips, topo.server_macs, strict=True) if m == mac), None)
-        elif ips:
-            picked = str(ips[0].raw["dst"])
-    ladder.add_step(topo.balancer, "decision (replay)",
-                    f"source: the captured SYN replayed through {dp.source} configured with the lab's rules "
-                    f"on a fresh balancer (the live balancer's connection counts are not visible here); "
-                    f"verdict {res.verdict} {res.reason}\n"
-                    + explain_pick(a[3], loads, picked, names, flow=("?", 0, a[1], int(a[2]))))
+class Replay:
+    """The lab's rules loaded into a fresh data plane; the traced SYNs are replayed through it in order, so
+    its decisions follow the same sequence (a lab that served other requests before is ahead of it)."""
+
+    def __init__(self, topo: Topology, lab: str) -> None:
+        self.topo = topo
+        self.error = ""
+        self.sched = ""
+        self.dp = None
+        rules = lab_dir(lab) / "rules"
+        if not rules.exists():
+            self.error = "the lab's balancer is not pyvs (no rules file)"
+            return
+        text = rules.read_text(encoding="utf-8")
+        a = _RULE_A.search(text)
+        if a is None:
+            self.error = "no TCP service in the lab's rules"
+            return
+        fwd = {"-m": model.Fwd.MASQ, "-g": model.Fwd.DROUTE, "-i": model.Fwd.TUNNEL}
+        dests = [model.Dest(IPv4Address(m[0]), int(m[1]), fwd[m[2]], int(m[3]))
+                 for m in _RULE_R.findall(text)]
+        self.vip, self.vport, self.sched = a[1], int(a[2]), a[3]
+        try:
+            self.dp = open_datapath()
+        except EngineUnavailableError as exc:
+            self.error = str(exc)
+            return
+        ports = [PortCfg(dev, topo.mac_of(Endpoint(topo.balancer, dev)) or "02:00:00:00:00:01",
+                         topo.addr_of(Endpoint(topo.balancer, dev)) or "10.0.0.1")
+                 for dev in topo.balancer_ifaces]
+        out_port = len(ports) - 1 if topo.mode == "nat" else 0
+        nexthops = [(out_port, mac) for mac in topo.server_macs]
+        key = model.ServiceKey(model.Proto.TCP, IPv4Address(self.vip), self.vport)
+        self.dp.setup(model.Service(key, sched=self.sched), dests, ports, nexthops)
+        self.now = 1_000_000_000
+
+    def _picked(self, frame: bytes) -> str | None:
+        hdrs = pcap.dissect(frame)
+        if self.topo.mode == "dr":
+            mac = str(hdrs[0].raw["dst"])
+            pairs = zip(self.topo.rips, self.topo.server_macs, strict=True)
+            return next((r for r, m in pairs if m == mac), None)
+        ips = [h for h in hdrs if h.layer.startswith("IPv4")]
+        return str(ips[0].raw["dst"]) if ips else None
+
+    def step_text(self, syn: bytes, live: str | None) -> str:
+        """The decision for one captured SYN (as it arrived at the balancer), with its source."""
+        if self.dp is None:
+            return f"not shown: {self.error}"
+        loads = self.dp.dest_loads()
+        self.now += 1_000_000
+        res = self.dp.process(syn, 0, self.now)
+        picked = self._picked(res.frame) if res.verdict == "TX" else None
+        names = dict(zip(self.topo.rips, self.topo.servers, strict=True))
+        ft = pcap.five_tuple(pcap.dissect(syn))
+        flow = (ft.src, ft.sport, ft.dst, ft.dport) if ft else ("?", 0, self.vip, self.vport)
+        agree = ""
+        if live is not None and picked is not None:
+            agree = (f"; the live balancer also sent it to {live}" if names.get(picked) == live else
+                     f"; the live balancer sent it to {live} (it had served other connections before)")
+        return (f"source: replay of the captured SYN through {self.dp.source}, loaded with the lab's rules "
+                f"(the live balancer's internal state is not visible from outside); verdict {res.verdict} "
+                f"{res.reason}{agree}\n" + explain_pick(self.sched, loads, picked, names, flow=flow))
+
+
+def ladders_with_decisions(conns: dict[tuple[str, int], list[Seen]], topo: Topology,
+                           lab: str) -> list[Ladder]:
+    """One ladder per traced connection (in time order), each with the balancer's decision step placed
+    after the SYN's arrival at the balancer."""
+    replay = Replay(topo, lab)
+    ladders = []
+    for key in sorted(conns, key=lambda k: conns[k][0].rec.ts):
+        ladder = ladder_for(key, conns[key], topo, lab)
+        hops = ladder.hops
+        arrive = next((h for h in hops if h.dst == topo.balancer), None)
+        if arrive is not None:
+            leave = next((h for h in hops if h.src == topo.balancer and h.index > arrive.index), None)
+            live = leave.dst if leave is not None else None
+            pos = ladder.events.index(arrive) + 1
+            ladder.events.insert(pos, Step(topo.balancer, f"scheduler {replay.sched or '?'}",
+                                           replay.step_text(arrive.frame, live)))
+        ladders.append(ladder)
+    return ladders
+
+
+def run_trace(lab: str, count: int, timeout_s: float, pcap_dir: str | None) -> list[Ladder]:
+    """Capture `count` requests in lab `lab` at every hop and return their ladders (root)."""
+    state = LabState.load(lab)
+    if state is None or not state.namespaces:
+        raise LookupError(f"lab {lab!r} is not up (start one: `lb lab up --mode nat|dr|tun --name {lab}`)")
+    count = max(1, min(MAX_COUNT, count))
+    topo = load(state.mode, state.servers)
+    client_ip = topo.addr_of(topo.client_if)
+    with tempfile.TemporaryDirectory(prefix="lb-trace-") as tmp:
+        points = [Point(ep, f"{state.name}-{ep.node}", Path(tmp) / f"{ep.node}-{ep.dev}.pcap")
+                  for ep in capture_points(topo)]
+        with capturing(points, max_packets=40 * count + 40, timeout_s=timeout_s):
+            out = send_requests(state, count, timeout_s)
+        conns = collect(points, client_ip)
+        if pcap_dir:
+            d = Path(pcap_dir)
+            d.mkdir(parents=True, exist_ok=True)
+            for pt in points:
+                recs = [r for r in pt.records if _client_key(pcap.dissect(r.data), client_ip) in conns]
+                pcap.write_pcap(d / f"{pt.ep.node}-{pt.ep.dev}.pcap", recs)
+    if not conns:
+        raise RuntimeError(f"no traced connection seen (client output: {out.strip()[:200]})")
+    return ladders_with_decisions(conns, topo, state.name)
 
 
 def main(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print("lb trace: needs root (it captures inside the lab's namespaces)", file=sys.stderr)
         return 2
-    state = LabState.load(args.lab)
-    if state is None or not state.namespaces:
-        print(f"lb trace: lab {args.lab!r} is not up (start one with `lb lab up --mode nat|dr|tun "
-              f"--name {args.lab}`)", file=sys.stderr)
-        return 2
-    count = max(1, min(MAX_COUNT, args.count))
-    topo = load(state.mode, state.servers)
-    client_ip = topo.addr_of(topo.client_if)
-    with tempfile.TemporaryDirectory(prefix="lb-trace-") as tmp:
-        points = [Point(ep, f"{state.name}-{ep.node}", Path(tmp) / f"{ep.node}-{ep.dev}.pcap")
-                  for ep in capture_points(topo)]
-        with capturing(points, max_packets=40 * count + 40, timeout_s=args.timeout):
-            out = send_requests(state, count, args.timeout)
-        conns = collect(points, client_ip)
-        if args.pcap_dir:
-            d = Path(args.pcap_dir)
-            d.mkdir(parents=True, exist_ok=True)
-            for pt in points:
-                recs = [r for r in pt.records if _client_key(pcap.dissect(r.data), client_ip) in conns]
-                pcap.write_pcap(d / f"{pt.ep.node}-{pt.ep.dev}.pcap", recs)
-    if not conns:
-        print(f"lb trace: no traced connection seen (client output: {out.strip()[:200]})", file=sys.stderr)
-        return 1
-    ladders = []
-    for key in sorted(conns, key=lambda k: conns[k][0].rec.ts):
-        ladder = ladder_for(key, conns[key], topo, state.name)
-        syn = next((h.frame for h in ladder.hops if h.src in {"client", "router"}), None)
-        replay_steps(ladder, topo, state.name, syn)
-        ladders.append(ladder)
+    try:
+        ladders = run_trace(args.lab, args.count, args.timeout, args.pcap_dir)
+    except (LookupError, RuntimeError) as exc:
+        print(f"lb trace: {exc}", file=sys.stderr)
+        return 1 if isinstance(exc, RuntimeError) else 2
     color = args.color == "always" or (args.color == "auto" and render_text.want_color(sys.stdout))
     sys.stdout.write("\n".join(render_text.render(la, color) for la in ladders))
     if args.html:
-        html = render_html.page(ladders, f"lb trace --lab {state.name}")
+        html = render_html.page(ladders, f"lb trace --lab {args.lab}")
         Path(args.html).write_text(html, encoding="utf-8")
     return 0
