@@ -105,6 +105,14 @@ static bool tcp_flags_bad(uint8_t f)
 	return (f & 0x3F) == 0;
 }
 
+/* kernel ip_vs_in_hook is_new_conn + is_new_conn_expected: a SYN on a conn not controlled by a
+ * template, in TIME_WAIT or CLOSE */
+static bool reuse_expected(const struct lb_pkt *p, const struct lb_conn *cp)
+{
+	return p->proto == LB_IPPROTO_TCP && (p->tcp_flags & LB_TCP_SYN) && cp->control == LB_CONN_NONE &&
+	       (cp->state == LB_TCP_S_TIME_WAIT || cp->state == LB_TCP_S_CLOSE);
+}
+
 /* step 8: a packet of a known connection, client -> server (dir 0) or server -> client (dir 1) */
 static void conn_packet(struct lb_core *core, struct lb_pkt *p, struct lb_conn *cp, int dir, uint64_t now)
 {
@@ -144,6 +152,12 @@ static void process_one(struct lb_core *core, struct lb_pkt *p, uint64_t now)
 	}
 	/* step 4 */
 	struct lb_conn *cp = lb_conn_lookup_in(core, &p->key, now);
+	if (cp && reuse_expected(p, cp)) {
+		/* conn_reuse_mode 1: a SYN on a finished conn (not under a template) starts afresh; expire
+		 * the old entry (the lookup releases what is past its time) and schedule a new one */
+		lb_conn_set_expires(core, cp, now);
+		cp = lb_conn_lookup_in(core, &p->key, now);
+	}
 	if (cp) {
 		conn_packet(core, p, cp, 0, now);
 		return;
@@ -175,6 +189,8 @@ static void process_one(struct lb_core *core, struct lb_pkt *p, uint64_t now)
 	if (!cp) {
 		if (reason == LB_R_NO_DEST)
 			lb_icmp4_send(p, LB_ICMP_DEST_UNREACH, LB_ICMP_PORT_UNREACH, 0, p->key.daddr.ip, LB_R_NO_DEST);
+		else if (reason == LB_R_NO_SERVICE)	/* not scheduled (FTP data): left alone */
+			lb_pkt_verdict(p, LB_VERDICT_PASS, LB_R_NO_SERVICE);
 		else
 			lb_pkt_verdict(p, LB_VERDICT_DROP, (uint8_t)reason);
 		return;

@@ -1,0 +1,151 @@
+"""ICMP on the packet path, the Python twin of csched/src/icmp.c (kernel ip_vs_core.c `ip_vs_in_icmp`,
+`ip_vs_out_icmp`, `ip_vs_nat_icmp`; net/ipv4/icmp.c `icmp_send`).
+
+Errors the balancer sends are built in place over the offending frame: Ethernet addresses swapped; a new IPv4
+header (TTL 64, ID 0, no DF, TOS = old TOS bits | 0xC0); 8 bytes of ICMP; then as much of the offending IP
+packet as fits in 576 bytes (and in the slot).  Never about an ICMP error, never to a zero, broadcast or
+multicast source.
+
+Errors received (destination unreachable, source quench, time exceeded) that quote a packet of a tracked
+connection are forwarded: from the client side by the connection's method (NAT rewrites the outer destination
+and the quoted source address:port to the real server's), from the real server side of a NAT connection back
+to the client (outer source, quoted destination address:port back to VIP:vport).  The outer and quoted IP
+checksums and the ICMP checksum are recomputed; the quoted TCP/UDP checksum is left alone (as the kernel
+does).  The ICMP checksum is verified once the connection is known.  Everything else is passed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lb.fwd.csum import csum_add, csum_fold, ip4_send_check
+from lb.fwd.parse import (
+    IP_OFFMASK,
+    IPPROTO_ICMP,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    Pkt,
+    Reason,
+    Verdict,
+    get16,
+    put16,
+)
+
+if TYPE_CHECKING:
+    from lb.fwd.xmit import ConnLike
+
+ICMP_HLEN = 8
+ICMP_ERR_MAX = 576
+ICMP_QUOTE_MAX = ICMP_ERR_MAX - 20 - ICMP_HLEN
+ICMP_DEST_UNREACH = 3
+ICMP_SOURCE_QUENCH = 4
+ICMP_TIME_EXCEEDED = 11
+ICMP_PORT_UNREACH = 3
+ICMP_FRAG_NEEDED = 4
+ICMP_EXC_TTL = 0
+IP_DEFAULT_TTL = 64
+ICMP_ERRORS = (ICMP_DEST_UNREACH, ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED)
+
+
+def icmp4_send(p: Pkt, icmp_type: int, code: int, info: int, saddr: bytes, reason: Reason) -> None:  # noqa: PLR0917 - mirrors lb_icmp4_send
+    """Turn p into an ICMP error about itself, sent back where it came from (verdict TX)."""
+    b, ip = p.buf, p.l3_off
+    if p.icmp_err:
+        p.set_verdict(Verdict.DROP, reason)
+        return
+    osrc = bytes(b[ip + 12 : ip + 16])
+    if osrc in (b"\0\0\0\0", b"\xff\xff\xff\xff") or osrc[0] & 0xF0 == 0xE0:
+        p.set_verdict(Verdict.DROP, reason)
+        return
+    quote = min(p.ip_len, ICMP_QUOTE_MAX, p.room - ip - 20 - ICMP_HLEN)
+    tos = (b[ip + 1] & 0x1E) | 0xC0
+    b[ip + 28 : ip + 28 + quote] = b[ip : ip + quote]
+
+    b[0:6], b[6:12] = b[6:12], b[0:6]
+
+    totlen = 20 + ICMP_HLEN + quote
+    b[ip : ip + 20] = (
+        bytes((0x45, tos))
+        + totlen.to_bytes(2, "big")
+        + bytes(4)
+        + bytes((IP_DEFAULT_TTL, IPPROTO_ICMP))
+        + bytes(2)
+        + saddr
+        + osrc
+    )
+    ip4_send_check(b, ip)
+
+    ic = ip + 20
+    b[ic : ic + ICMP_HLEN] = bytes((icmp_type, code, 0, 0)) + (info & 0xFFFFFFFF).to_bytes(4, "big")
+    put16(b, ic + 2, csum_fold(csum_add(0, b, ic, ICMP_HLEN + quote)))
+
+    p.ip_len = totlen
+    p.l4_off = ip + 20
+    p.length = ip + totlen
+    p.out_port = p.in_port
+    p.set_verdict(Verdict.TX, reason)
+
+
+def nat_rewrite(p: Pkt, q: int, qihl: int, cp: ConnLike, inbound: bool) -> None:
+    """ip_vs_nat_icmp: the outer and the quoted addresses (and the quoted port) of a NAT connection."""
+    b, ip, ic = p.buf, p.l3_off, p.l4_off
+    if inbound:
+        b[ip + 16 : ip + 20] = cp.daddr
+        b[q + 12 : q + 16] = cp.daddr
+        put16(b, q + qihl, cp.dport)
+    else:
+        b[ip + 12 : ip + 16] = cp.vaddr
+        b[q + 16 : q + 20] = cp.vaddr
+        put16(b, q + qihl + 2, cp.vport)
+    ip4_send_check(b, ip)
+    ip4_send_check(b, q)
+    iclen = p.ip_len - (p.l4_off - p.l3_off)
+    put16(b, ic + 2, 0)
+    put16(b, ic + 2, csum_fold(csum_add(0, b, ic, iclen)))
+
+
+def quoted_key(p: Pkt) -> tuple[int, int, int, bytes, bytes, int, int] | None:
+    """(quoted header offset, its IHL, proto, saddr, daddr, sport, dport) of the error's direction, or None.
+
+    The quoted packet went the other way, so its source becomes our destination and vice versa.
+    """
+    b, ic = p.buf, p.l4_off
+    iclen = p.ip_len - (p.l4_off - p.l3_off)
+    if iclen < ICMP_HLEN + 20:
+        return None
+    q = ic + ICMP_HLEN
+    qlen = iclen - ICMP_HLEN
+    if b[q] >> 4 != 4:
+        return None
+    qihl = (b[q] & 0x0F) * 4
+    if qihl < 20 or qihl + 4 > qlen:
+        return None
+    proto = b[q + 9]
+    if proto not in (IPPROTO_TCP, IPPROTO_UDP):
+        return None
+    if get16(b, q + 6) & IP_OFFMASK:
+        return None
+    saddr, daddr = bytes(b[q + 16 : q + 20]), bytes(b[q + 12 : q + 16])
+    sport, dport = get16(b, q + qihl + 2), get16(b, q + qihl)
+    return q, qihl, proto, saddr, daddr, sport, dport
+
+
+def icmp_csum_ok(p: Pkt) -> bool:
+    iclen = p.ip_len - (p.l4_off - p.l3_off)
+    return csum_fold(csum_add(0, p.buf, p.l4_off, iclen)) == 0
+
+
+__all__ = [
+    "ICMP_DEST_UNREACH",
+    "ICMP_ERRORS",
+    "ICMP_EXC_TTL",
+    "ICMP_FRAG_NEEDED",
+    "ICMP_PORT_UNREACH",
+    "ICMP_SOURCE_QUENCH",
+    "ICMP_TIME_EXCEEDED",
+    "IPPROTO_ICMP",
+    "icmp4_send",
+    "icmp_csum_ok",
+    "nat_rewrite",
+    "quoted_key",
+]
