@@ -1,0 +1,242 @@
+"""End-to-end packet rate through the balancer namespace, side by side with the kernel (first version).
+
+    sudo .venv/bin/python bench/e2e/run.py [--modes kernel,nft-dnat,lb-nat,lb-dr] [--seconds 2] [--out FILE]
+
+Topology (own namespaces, nothing in the root namespace, 10.0.0.0/8 only):
+
+    client 10.1.0.1 --c0~~l0-- balancer (l0 10.1.0.2, l1 10.2.0.1, l2 10.3.0.1) --l1~~r0-- real1 10.2.0.2
+                                                                                  --l2~~r0-- real2 10.3.0.2
+    VIP 10.1.0.100 udp/9
+
+The generator (bench/e2e/udpgen.c: 64-byte UDP frames over 16 flows, paced sendmmsg, bounded duration) runs
+pinned to CPU 0; the balancer (lb run, or the kernel's softirq work) runs on CPU 1: `lb run` is started
+under `taskset -c 1` and RPS on the balancer's ingress port steers the receive softirq to CPU 1 too, so the
+generator has CPU 0 to itself.  The real servers drop the frames at netdev ingress (no ICMP back) and the
+received count is their links' rx counters.  For each mode a paced search raises the offered rate until the
+loss reaches 0.5 %, then bisects; the best rate with < 0.5 % loss is reported, with every point, as JSON.
+
+Modes: kernel = plain IP forwarding to real1 (the practical limit); nft-dnat = nftables DNAT with numgen inc
+round robin over both real servers (conntrack on); lb-nat / lb-dr = `lb run` (C engine) with rr over both
+real servers, -m / -g.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+VIP = "10.1.0.100"
+PORT = 9
+LOSS_MAX = 0.005
+
+
+def sh(*argv: str, check: bool = True, input_text: str | None = None, timeout: float = 30) -> str:
+    p = subprocess.run(list(argv), capture_output=True, text=True, input=input_text, timeout=timeout,
+                       check=False)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {p.returncode}: {p.stderr.strip()}")
+    return p.stdout
+
+
+class Topo:
+    def __init__(self, tag: str) -> None:
+        self.c, self.l, self.r1, self.r2 = (f"{tag}{x}" for x in ("c", "l", "r1", "r2"))
+        self.all = [self.c, self.l, self.r1, self.r2]
+
+    def up(self) -> None:
+        for ns in self.all:
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", self.c, "link", "add", "c0", "type", "veth", "peer", "name", "l0", "netns", self.l)
+        sh("ip", "-n", self.l, "link", "add", "l1", "type", "veth", "peer", "name", "r0", "netns", self.r1)
+        sh("ip", "-n", self.l, "link", "add", "l2", "type", "veth", "peer", "name", "r0", "netns", self.r2)
+        for ns, dev, addr in ((self.c, "c0", "10.1.0.1/24"), (self.l, "l0", "10.1.0.2/24"),
+                              (self.l, "l1", "10.2.0.1/24"), (self.l, "l2", "10.3.0.1/24"),
+                              (self.r1, "r0", "10.2.0.2/24"), (self.r2, "r0", "10.3.0.2/24")):
+            sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+            sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off",
+               "gro", "off", check=False)
+        sh("ip", "-n", self.c, "route", "add", "default", "via", "10.1.0.2")
+        sh("ip", "-n", self.r1, "route", "add", "default", "via", "10.2.0.1")
+        sh("ip", "-n", self.r2, "route", "add", "default", "via", "10.3.0.1")
+        for r in (self.r1, self.r2):
+            sh("ip", "netns", "exec", r, "nft", "-f", "-", input_text=(
+                "table netdev sink {\n chain in {\n  type filter hook ingress device \"r0\" priority 0;\n"
+                f"  udp dport {PORT} counter drop\n }}\n}}\n"))
+            # DR: the VIP on lo, never answered for by ARP (the usual LVS-DR real-server setup)
+            sh("ip", "-n", r, "addr", "add", f"{VIP}/32", "dev", "lo")
+            for k, v in (("net.ipv4.conf.all.arp_ignore", 1), ("net.ipv4.conf.all.arp_announce", 2)):
+                sh("ip", "netns", "exec", r, "sysctl", "-q", "-w", f"{k}={v}")
+        # the balancer's ingress softirq on CPU 1 (RPS), away from the generator on CPU 0
+        sh("ip", "netns", "exec", self.l, "sh", "-c", "echo 2 > /sys/class/net/l0/queues/rx-0/rps_cpus",
+           check=False)
+
+    def down(self) -> None:
+        for ns in self.all:
+            sh("ip", "netns", "del", ns, check=False)
+
+    def rx(self) -> int:
+        total = 0
+        for r in (self.r1, self.r2):
+            data = json.loads(sh("ip", "-n", r, "-s", "-j", "link", "show", "r0"))
+            total += int(data[0]["stats64"]["rx"]["packets"])
+        return total
+
+
+class Mode:
+    def __init__(self, topo: Topo, name: str, gen: str, args: argparse.Namespace) -> None:
+        self.t, self.name, self.gen, self.args = topo, name, gen, args
+        self.proc: subprocess.Popen[str] | None = None
+        self.log = ""
+        self.target = "10.2.0.2" if name == "kernel" else VIP
+        self.tmp = Path(tempfile.mkdtemp(prefix="pyvs-bench-"))
+
+    def __enter__(self) -> Mode:
+        t = self.t
+        if self.name in ("kernel", "nft-dnat"):
+            sh("ip", "netns", "exec", t.l, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        if self.name == "nft-dnat":
+            sh("ip", "-n", t.l, "addr", "add", f"{VIP}/32", "dev", "l0")
+            sh("ip", "netns", "exec", t.l, "nft", "-f", "-", input_text=(
+                "table ip benchnat {\n chain pre {\n  type nat hook prerouting priority -100;\n"
+                f"  ip daddr {VIP} udp dport {PORT} "
+                "dnat to numgen inc mod 2 map { 0 : 10.2.0.2, 1 : 10.3.0.2 }\n"
+                " }\n}\n"))
+        if self.name.startswith("lb-"):
+            flag = "-m" if self.name == "lb-nat" else "-g"
+            rules = self.tmp / "rules"
+            rules.write_text(f"-A -u {VIP}:{PORT} -s rr\n-a -u {VIP}:{PORT} -r 10.2.0.2:{PORT} {flag} -w 1\n"
+                             f"-a -u {VIP}:{PORT} -r 10.3.0.2:{PORT} {flag} -w 1\n")
+            env = dict(os.environ, PYTHONPATH=str(REPO))
+            self.proc = subprocess.Popen(
+                ["taskset", "-c", "1", "ip", "netns", "exec", t.l, sys.executable, "-m", "lb", "run",
+                 "--iface", "l0", "--iface", "l1", "--iface", "l2", "--rules", str(rules), "--socket", "none",
+                 "--duration", "600", "--batch", str(self.args.batch)],
+                text=True, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+            time.sleep(1.5)
+            # warm up: ARP for the VIP, next hops of both dests resolved
+            self.send(1000, 0.5)
+            time.sleep(1.0)
+        return self
+
+    def send(self, rate: float, seconds: float) -> int:
+        out = sh("taskset", "-c", "0", "ip", "netns", "exec", self.t.c, self.gen, self.target, str(PORT),
+                 str(int(rate)), str(seconds), "16", "18", timeout=seconds + 20)
+        return int(out.split()[1])
+
+    def point(self, rate: float) -> dict[str, float]:
+        before = self.t.rx()
+        sent = self.send(rate, self.args.seconds)
+        time.sleep(0.3)
+        got = self.t.rx() - before
+        loss = 1.0 - got / sent if sent else 1.0
+        pt = {"offered_pps": round(sent / self.args.seconds), "sent": sent, "received": got,
+              "loss": round(max(loss, 0.0), 5)}
+        print(f"  {self.name:9s} {pt['offered_pps']:>9d} pps offered  loss {pt['loss'] * 100:6.2f} %",
+              flush=True)
+        return pt
+
+    def search(self) -> dict[str, object]:
+        points = []
+        rate, good, bad = float(self.args.start), 0.0, 0.0
+        while rate <= self.args.max_rate:
+            pt = self.point(rate)
+            points.append(pt)
+            if pt["loss"] < LOSS_MAX:
+                good = pt["offered_pps"]
+                rate *= 2
+            else:
+                bad = rate
+                break
+        if bad:
+            lo, hi = max(good, rate / 2), bad
+            for _ in range(self.args.steps):
+                mid = (lo + hi) / 2
+                pt = self.point(mid)
+                points.append(pt)
+                if pt["loss"] < LOSS_MAX:
+                    lo, good = mid, max(good, pt["offered_pps"])
+                else:
+                    hi = mid
+        return {"best_pps": good, "points": points}
+
+    def __exit__(self, *exc: object) -> None:
+        t = self.t
+        if self.proc is not None:
+            self.proc.send_signal(2)
+            try:
+                _, err = self.proc.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                _, err = self.proc.communicate()
+            self.log = err
+            self.proc = None
+        sh("ip", "netns", "exec", t.l, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
+        sh("ip", "netns", "exec", t.l, "nft", "delete", "table", "ip", "benchnat", check=False)
+        sh("ip", "-n", t.l, "addr", "del", f"{VIP}/32", "dev", "l0", check=False)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--modes", default="kernel,nft-dnat,lb-nat,lb-dr")
+    ap.add_argument("--seconds", type=float, default=2.0, help="duration of one point")
+    ap.add_argument("--start", type=float, default=50000, help="first offered rate")
+    ap.add_argument("--max-rate", type=float, default=2_000_000)
+    ap.add_argument("--steps", type=int, default=4, help="bisection steps after the first loss")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--out", default=str(HERE / "results.json"))
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("needs root (network namespaces)", file=sys.stderr)
+        return 4
+    build = Path(tempfile.mkdtemp(prefix="pyvs-udpgen-"))
+    gen = str(build / "udpgen")
+    sh("gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", str(HERE / "udpgen.c"), "-o", gen)
+    topo = Topo(f"pb{os.getpid() % 10000}")
+    results: dict[str, object] = {}
+    try:
+        topo.up()
+        for name in args.modes.split(","):
+            print(f"mode {name}", flush=True)
+            with Mode(topo, name, gen, args) as m:
+                results[name] = m.search()
+            if m.log:
+                # the balancer's exit counters: ring drops (did not keep up) vs tx errors (egress full)
+                results[name]["lb_counters"] = [ln for ln in m.log.splitlines() if ": rx " in ln]  # type: ignore[index]
+                print("\n".join(results[name]["lb_counters"]), flush=True)  # type: ignore[index]
+    finally:
+        topo.down()
+        shutil.rmtree(build, ignore_errors=True)
+    kernel = results.get("kernel", {}).get("best_pps") if isinstance(results.get("kernel"), dict) else None
+    nft = results.get("nft-dnat", {}).get("best_pps") if isinstance(results.get("nft-dnat"), dict) else None
+    ratios = {}
+    for name, r in results.items():
+        best = r["best_pps"]  # type: ignore[index]
+        if kernel:
+            ratios[f"{name}/kernel"] = round(best / kernel, 3)
+        if nft:
+            ratios[f"{name}/nft-dnat"] = round(best / nft, 3)
+    doc = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "kernel": platform.release(),
+           "cpus": os.cpu_count(), "frame_bytes": 64, "flows": 16, "loss_max": LOSS_MAX,
+           "seconds_per_point": args.seconds, "results": results, "ratios": ratios}
+    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+    for name, r in results.items():
+        print(f"{name:9s} best {r['best_pps']:>9} pps")  # type: ignore[index]
+    print(json.dumps(ratios, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
