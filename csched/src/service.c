@@ -361,6 +361,9 @@ static int dest_cfg_check(const struct lb_dest_cfg *c)
  * upper threshold is removed or raised; then the scheduler hook. */
 static void dest_update(struct lb_service *s, struct lb_dest *d, const struct lb_dest_cfg *c, bool add)
 {
+	/* last_weight remembers the weight a dest had before it was quiesced (mh keeps its slots) */
+	if (add || c->weight != 0)
+		d->last_weight = c->weight;
 	d->weight = c->weight;
 	d->conn_flags = c->fwd;
 	d->flags |= LB_DEST_F_AVAILABLE;
