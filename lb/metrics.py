@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_address
+from typing import Any
 
 from lb import model
 
@@ -108,6 +109,29 @@ def families(services: Sequence[model.ServiceStatus]) -> list[Family]:
     for st in services:
         f.samples.extend((dest_label(st.service.key, d.dest), d.dest.weight) for d in st.dests)
     fams.append(f)
+    return fams
+
+
+def core_families(core: Any) -> list[Family]:
+    """Drops (and every other verdict reason) by reason, and connection-table fill, from a Core."""
+    from lb.core.batch import reason_counts  # noqa: PLC0415 - needs the compiled core
+    from lb.core.conn import ConnTable  # noqa: PLC0415
+
+    fams = [Family("pyvs_packets_by_reason_total", "counter",
+                   "Packets by verdict reason (drops: NO_DEST, CONN_FULL, ...; see `lb explain`)",
+                   [({"reason": name}, n) for name, n in reason_counts(core).items()])]
+    t = ConnTable(core).stats()
+    fams += [
+        Family("pyvs_conn_table_entries", "gauge", "Connection table entries (conns + templates)",
+               [({}, t.entries)]),
+        Family("pyvs_conn_table_templates", "gauge", "Persistence templates in the table",
+               [({}, t.templates)]),
+        Family("pyvs_conn_table_capacity", "gauge", "Connection table capacity", [({}, t.capacity)]),
+        Family("pyvs_conn_table_refused_total", "counter", "New connections refused: table full",
+               [({}, t.refused)]),
+        Family("pyvs_conn_created_total", "counter", "Connections created", [({}, t.created)]),
+        Family("pyvs_conn_expired_total", "counter", "Connections expired", [({}, t.expired)]),
+    ]
     return fams
 
 

@@ -82,6 +82,8 @@ class ConfigState:
         self.svc_max: int = getattr(core, "svc_max", 1 << 30)
         self.estimator = Estimator()
         self._read_core()
+        with contextlib.suppress(Exception):      # a core without the conn table API keeps the defaults
+            self._m.timeouts = get_core_timeouts(core) or self._m.timeouts
 
     # ---- the model view ----
 
@@ -330,19 +332,26 @@ class ConfigState:
         return self.apply(parse_rules_checked(text))
 
 
-def set_core_timeouts(core: Any, t: model.Timeouts) -> None:
-    """Hand the protocol timeouts to the connection table (lb/core/conn.py `set_timeouts`), when it exists."""
+def _conn_table(core: Any) -> Any:
+    """lb.core.conn.ConnTable over `core` (None when the connection table module is not there)."""
     try:
         conn = importlib.import_module("lb.core.conn")
     except ModuleNotFoundError:
-        return
-    fn = getattr(conn, "set_timeouts", None)
-    if fn is None:
-        return
-    try:
-        fn(core, t)
-    except TypeError:
-        fn(core, t.tcp, t.tcpfin, t.udp)
+        return None
+    cls = getattr(conn, "ConnTable", None)
+    return cls(core) if cls is not None else None
+
+
+def set_core_timeouts(core: Any, t: model.Timeouts) -> None:
+    """Hand the protocol timeouts to the connection table (`ConnTable.set_timeouts`, ipvsadm --set)."""
+    table = _conn_table(core)
+    if table is not None:
+        table.set_timeouts(t)
+
+
+def get_core_timeouts(core: Any) -> model.Timeouts | None:
+    table = _conn_table(core)
+    return table.get_timeouts() if table is not None else None
 
 
 def load_rules(core: Any, text: str, state: ConfigState | None = None) -> list[int]:

@@ -51,16 +51,12 @@ class _Client:
 
 
 def default_conns(core: Any) -> list[model.ConnInfo]:
-    """The connection table through lb/core/conn.py (conn engineer), or [] until it exists."""
+    """The connection table (lb.core.conn.ConnTable.dump at the monotonic clock the run loop uses), or []."""
     try:
         conn = importlib.import_module("lb.core.conn")
     except ModuleNotFoundError:
         return []
-    for name in ("conn_infos", "dump", "conn_dump", "dump_conns"):
-        fn = getattr(conn, name, None)
-        if callable(fn):
-            return [c for c in fn(core) if isinstance(c, model.ConnInfo)]
-    return []
+    return list(conn.ConnTable(core).dump(time.monotonic_ns()))
 
 
 class Server:
@@ -70,6 +66,8 @@ class Server:
                  conns: Callable[[], list[model.ConnInfo]] | None = None,
                  on_change: Callable[[ApplyResult], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, size: int | None = None) -> None:
+        """`conns` lists the connection table for -c (default: ConnTable.dump at time.monotonic_ns(), the
+        clock lb/io/loop.py passes the core); `on_change` gets every applied change set's ApplyResult."""
         self.state = state
         self.path = socket_path(path)
         self.conns = conns or (lambda: default_conns(state.core))

@@ -6,7 +6,8 @@
 - the socket is created with mode 0600; a stale socket file is replaced, a live one is not taken over;
 - garbage, wrong versions, unknown operations get error replies; an over-long line and a client that
   disconnects mid-request are dropped; the daemon keeps serving;
-- several clients at once all get their answers and all their changes land.
+- several clients at once all get their answers and all their changes land;
+- -c lists the real connection table and --set reaches it.
 """
 
 from __future__ import annotations
@@ -184,3 +185,28 @@ def test_concurrent_clients(daemon: Server) -> None:
     with Client(daemon.path) as c:
         services, *_ = c.status()
     assert len(services) == 40
+
+
+def test_conn_listing_and_timeouts_reach_the_conn_table(daemon: Server) -> None:
+    import time  # noqa: PLC0415
+    from ipaddress import IPv4Address  # noqa: PLC0415
+
+    from lb.core.conn import ConnTable  # noqa: PLC0415
+    from lb.core.core import Flow  # noqa: PLC0415
+
+    rules = "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1:8080 -m\n"
+    assert lbadm(daemon, "-R", stdin=rules)[0] == 0
+    assert lbadm(daemon, "--set", "0", "0", "77")[0] == 0
+    table = ConnTable(daemon.state.core)
+    assert table.get_timeouts().udp == 77
+    flows = [Flow(IPv4Address("10.9.0.1"), 40000 + i, IPv4Address("10.0.0.1"), 80) for i in range(2)]
+    with daemon.state.lock:
+        assert table.batch_schedule(flows, now_ns=time.monotonic_ns()) != [-1, -1]
+    rc, out, _ = lbadm(daemon, "-L", "-n", "-c")
+    lines = out.splitlines()
+    assert rc == 0 and len(lines) == 4
+    assert lines[2].startswith("TCP 00:")
+    assert lines[2].split()[2:] == ["SYN_RECV", "10.9.0.1:40000", "10.0.0.1:80", "10.0.1.1:8080"]
+    rc, out, _ = lbadm(daemon, "-L", "-n")
+    # SYN_RECV counts as active since kernel 4.8 (ip_vs_tcp_state_active)
+    assert "  -> 10.0.1.1:8080                Masq    1      2          0         " in out

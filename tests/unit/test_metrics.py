@@ -99,3 +99,13 @@ def test_http_server_serves_metrics() -> None:
         stop.set()
         t.join(5)
         srv.close()
+
+
+def test_core_families_report_reasons_and_table_fill() -> None:
+    from lb.core.core import Core  # noqa: PLC0415
+    from lb.metrics import core_families  # noqa: PLC0415
+
+    text = render_families(core_families(Core(conn_max=128, svc_max=4, dest_max=8)))
+    assert 'pyvs_packets_by_reason_total{reason="NO_SERVICE"} 0' in text
+    assert "pyvs_conn_table_capacity 128" in text
+    assert "pyvs_conn_table_entries 0" in text
