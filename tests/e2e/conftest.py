@@ -13,14 +13,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from lb.lab.balancer import lb_run_available
 from lb.lab.lab import Lab, LabSpec, down
 from lb.lab.netns import list_netns, proc_start_time
 from lb.lab.state import leftover_re
 
 _seq = itertools.count()
-
-needs_lb_run = pytest.mark.skipif(not lb_run_available(), reason="`lb run` (lb/run.py) is not in this tree")
 
 
 def lab_name() -> str:
