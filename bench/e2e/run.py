@@ -135,15 +135,30 @@ class Mode:
                  str(int(rate)), str(seconds), "16", "18", timeout=seconds + 20)
         return int(out.split()[1])
 
+    def cpu_s(self) -> float:
+        """user + system CPU seconds of the balancer process (lb modes), from /proc/PID/stat."""
+        if self.proc is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def point(self, rate: float) -> dict[str, float]:
-        before = self.t.rx()
+        before, cpu0 = self.t.rx(), self.cpu_s()
         sent = self.send(rate, self.args.seconds)
         time.sleep(0.3)
         got = self.t.rx() - before
+        cpu = self.cpu_s() - cpu0
         loss = 1.0 - got / sent if sent else 1.0
         pt = {"offered_pps": round(sent / self.args.seconds), "sent": sent, "received": got,
               "loss": round(max(loss, 0.0), 5)}
-        print(f"  {self.name:9s} {pt['offered_pps']:>9d} pps offered  loss {pt['loss'] * 100:6.2f} %",
+        if self.proc is not None and got:
+            # the balancer's own CPU per forwarded packet (softirq work for its sockets is not included)
+            pt["lb_cpu_ns_per_pkt"] = round(cpu * 1e9 / got)
+        extra = f"  lb cpu {pt['lb_cpu_ns_per_pkt']} ns/pkt" if "lb_cpu_ns_per_pkt" in pt else ""
+        print(f"  {self.name:9s} {pt['offered_pps']:>9d} pps offered  loss {pt['loss'] * 100:6.2f} %{extra}",
               flush=True)
         return pt
 
