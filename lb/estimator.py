@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lb import model
 
@@ -95,14 +96,14 @@ class Estimator:
         vals = [est_read(e.avg[i], un, add) for i, (_n, (_s, un, add)) in enumerate(_FIELDS)]
         return model.Rates(*vals)
 
-    def zero(self, pred: Callable[[Hashable], bool]) -> None:
+    def zero(self, pred: Callable[[Any], bool]) -> None:
         """ip_vs_zero_estimator for matching blocks (their counters were just zeroed)."""
         for key, e in self._est.items():
             if pred(key):
                 e.last = [0] * 5
                 e.avg = [0] * 5
 
-    def forget(self, pred: Callable[[Hashable], bool]) -> None:
+    def forget(self, pred: Callable[[Any], bool]) -> None:
         """Drop matching blocks (their service or dest is gone)."""
         for key in [k for k in self._est if pred(k)]:
             del self._est[key]

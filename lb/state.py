@@ -301,10 +301,10 @@ class ConfigState:
             self.estimator.forget(lambda e: e[0] == "dest" and e[1] == key and e[2] == dk)
         elif k == "set_timeout":
             assert c.timeouts is not None
-            t, old = c.timeouts, m.timeouts
-            new_t = model.Timeouts(t.tcp or old.tcp, t.tcpfin or old.tcpfin, t.udp or old.udp)
+            t, old_t = c.timeouts, m.timeouts
+            new_t = model.Timeouts(t.tcp or old_t.tcp, t.tcpfin or old_t.tcpfin, t.udp or old_t.udp)
             set_core_timeouts(core, new_t)
-            undo.append(lambda: set_core_timeouts(core, old))
+            undo.append(lambda: set_core_timeouts(core, old_t))
             m.timeouts = new_t
 
     def apply(self, changes: Sequence[Change]) -> ApplyResult:
