@@ -45,19 +45,38 @@ class Point:
     ep: Endpoint
     ns: str
     path: Path
+    on_balancer_link: bool = False
     proc: subprocess.Popen[bytes] | None = None
     records: list[pcap.Record] = field(default_factory=list)
 
     @property
     def name(self) -> str:
-        return f"{self.ep.node}:{self.ep.dev}"
+        mark = " (balancer link)" if self.on_balancer_link else ""
+        return f"{self.ep.node}:{self.ep.dev}{mark}"
 
 
-def capture_points(topo: Topology) -> list[Endpoint]:
-    """Where to capture: the client's link, every balancer port, every real server's link."""
-    eps = [topo.client_if]
-    eps += [Endpoint(topo.balancer, dev) for dev in topo.balancer_ifaces]
-    eps += [Endpoint(s, "eth0") for s in topo.servers]
+def far_end(topo: Topology, ep: Endpoint) -> Endpoint:
+    """The other end of the link `ep` is on (a packet socket's own transmissions may bypass taps on its
+    interface, so the balancer's output is captured on the wire's far end, as `lb lab` does)."""
+    for a, b, _bridge in topo.links:
+        if a == ep:
+            return b
+        if b == ep:
+            return a
+    return ep
+
+
+def capture_points(topo: Topology) -> list[tuple[Endpoint, bool]]:
+    """Where to capture, and whether the point is on a balancer link: the client's link, the far end of
+    every balancer port, every real server's link."""
+    eps = [(topo.client_if, False)]
+    for dev in topo.balancer_ifaces:
+        other = far_end(topo, Endpoint(topo.balancer, dev))
+        if other == topo.client_if:
+            eps[0] = (other, True)
+        else:
+            eps.append((other, True))
+    eps += [(Endpoint(s, "eth0"), False) for s in topo.servers]
     return eps
 
 
@@ -67,8 +86,8 @@ def capturing(points: list[Point], max_packets: int, timeout_s: float) -> Iterat
     try:
         for pt in points:
             argv = ["ip", "netns", "exec", pt.ns, "timeout", str(int(timeout_s) + 1), "tcpdump", "-i",
-                    pt.ep.dev, "-n", "-U", "-s", "262", "-c", str(max_packets), "-w", str(pt.path),
-                    "tcp or proto 4"]
+                    pt.ep.dev, "-n", "-U", "--immediate-mode", "-s", "262", "-c", str(max_packets),
+                    "-w", str(pt.path), "tcp or proto 4"]
             pt.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 5
         for pt in points:
@@ -219,7 +238,7 @@ def ladder_for(conn: tuple[str, int], seen: list[Seen], topo: Topology, lab: str
             ladder.notes.append("the SYN reached the balancer but never left it: is `lb run` still running "
                                 "in the lab (lb lab status)?")
         if direction == "out" and prev is not None and topo.mode in ("dr", "tun"):
-            passed = any(s.point.startswith(topo.balancer + ":") for _, w in versions for s in w)
+            passed = any(s.point.endswith("(balancer link)") for _, w in versions for s in w)
             ladder.notes.append("the reply " + ("DID pass the balancer (unexpected for this mode)" if passed
                                                 else "never passed the balancer: no capture there saw it"))
     ladder.notes.append(f"request: {summary['request']}")
@@ -325,8 +344,8 @@ def run_trace(lab: str, count: int, timeout_s: float, pcap_dir: str | None) -> l
     topo = load(state.mode, state.servers)
     client_ip = topo.addr_of(topo.client_if)
     with tempfile.TemporaryDirectory(prefix="lb-trace-") as tmp:
-        points = [Point(ep, f"{state.name}-{ep.node}", Path(tmp) / f"{ep.node}-{ep.dev}.pcap")
-                  for ep in capture_points(topo)]
+        points = [Point(ep, f"{state.name}-{ep.node}", Path(tmp) / f"{ep.node}-{ep.dev}.pcap", on_lb)
+                  for ep, on_lb in capture_points(topo)]
         with capturing(points, max_packets=40 * count + 40, timeout_s=timeout_s):
             out = send_requests(state, count, timeout_s)
         conns = collect(points, client_ip)
