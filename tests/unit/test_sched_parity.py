@@ -118,7 +118,7 @@ def scenarios(draw: st.DrawFn, name: str) -> tuple[bool, int, list[object]]:
     # Start with a few adds so that most sequences schedule over real sets.
     first = draw(st.lists(st.builds(Add, dest_index, weights, st.just(0), st.just(0)),
                           min_size=2, max_size=8))
-    rest = draw(st.lists(ops(), min_size=10, max_size=50))
+    rest = draw(st.lists(ops(), min_size=10, max_size=35))
     return v6, flags, [*first, *rest]
 
 
@@ -210,9 +210,10 @@ class Pair:
         self.check_state()
 
     def check_state(self) -> None:
-        c = [(d.dest.key, d.dest.weight, d.flags, d.activeconns, d.inactconns, d.persistconns)
+        c = [(d.dest.key, d.dest.weight, d.last_weight, d.flags, d.activeconns, d.inactconns, d.persistconns)
              for d in self.core.dest_infos(self.key)]
-        r = [(d.key, d.weight, d.flags, d.activeconns, d.inactconns, d.persistconns) for d in self.ref.dests]
+        r = [(d.key, d.weight, d.last_weight, d.flags, d.activeconns, d.inactconns, d.persistconns)
+             for d in self.ref.dests]
         assert c == r
 
     def check_picks(self, op: Picks) -> None:
