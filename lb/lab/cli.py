@@ -142,7 +142,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ex.add_argument("cmd", nargs=argparse.REMAINDER)
     ex.set_defaults(func=cmd_exec)
 
-    adm = lsub.add_parser("lbadm", help="lbadm (ipvsadm syntax) against the lab's balancer")
+    adm = lsub.add_parser("lbadm", help="lbadm against the lab balancer: lb lab lbadm -- -L -n")
     _name_arg(adm)
     adm.add_argument("args", nargs=argparse.REMAINDER)
     adm.set_defaults(func=cmd_lbadm)

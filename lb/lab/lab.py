@@ -275,7 +275,7 @@ class Lab:
         lines.append(f"  balancer namespace {self.ns(t.balancer)} on {', '.join(t.balancer_ifaces)}")
         lines.append(f"  try: lb lab exec --name {s.name} client -- curl -s {self.url()}")
         if s.balancer == "lb":
-            lines.append(f"       lb lab lbadm --name {s.name} -L -n")
+            lines.append(f"       lb lab lbadm --name {s.name} -- -L -n")
         lines.append(f"  end: lb lab down --name {s.name}")
         return "\n".join(lines)
 
