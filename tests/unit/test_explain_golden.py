@@ -95,3 +95,14 @@ def test_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain"]) == 2
     assert main(["explain", "--mode", "nat", "--scheduler", "nope"]) == 2
     assert "unknown scheduler" in capsys.readouterr().err
+
+
+@pytest.mark.skipif("python" not in engine.available(), reason="Python twin engine not installed")
+@pytest.mark.parametrize("sched", model.SCHEDULERS)
+def test_engines_agree(sched: str) -> None:
+    """The Python twins and the C core tell the same story (frames, picks, numbers) for every scheduler."""
+    from lb.teach import render_text  # noqa: PLC0415
+
+    texts = [_strip_source(render_text.render(explain.build(mode, sched, engine=e)))
+             for e in ("c", "python") for mode in ("nat", "tun")]
+    assert texts[:2] == texts[2:]
