@@ -412,7 +412,8 @@ uint32_t lb_conn_expire(struct lb_core *core, uint64_t now, uint32_t budget)
 				if (pass == 0 && (c->flags & LB_CONN_F_TEMPLATE)) {
 					c->wheel_next = templates;
 					templates = i;
-				} else if (c->expires <= now && done < budget) {
+				} else if (tick_of(c->expires) <= t->wheel_tick && c->expires <= now && done < budget) {
+					/* only in its own tick: a refreshed entry filed early waits for it */
 					if (entry_expire(core, i))
 						done++;
 				} else {
