@@ -254,3 +254,13 @@ class MetricsServer:
             return
         if not outbuf:
             self._drop(fd)
+
+
+def for_state(listen: str, state: Any) -> MetricsServer:
+    """The metrics server of one balancer (`lb run --metrics ADDR:PORT`): services and dests from the
+    ConfigState (counters, rates, connection counts), reasons and table fill from its Core.  Started; the
+    run loop calls `.poll(0)` between batches and `.close()` at exit."""
+    def collect() -> str:
+        return exposition(state.status(), lambda: core_families(state.core))
+
+    return MetricsServer(listen, collect).start()

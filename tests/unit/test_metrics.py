@@ -109,3 +109,24 @@ def test_core_families_report_reasons_and_table_fill() -> None:
     assert 'pyvs_packets_by_reason_total{reason="NO_SERVICE"} 0' in text
     assert "pyvs_conn_table_capacity 128" in text
     assert "pyvs_conn_table_entries 0" in text
+
+
+def test_for_state_serves_a_live_balancer() -> None:
+    from lb.core.core import Core  # noqa: PLC0415
+    from lb.metrics import for_state  # noqa: PLC0415
+    from lb.state import ConfigState  # noqa: PLC0415
+
+    st = ConfigState(Core(conn_max=64, svc_max=4, dest_max=8))
+    st.apply_text("-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m\n")
+    srv = for_state("127.0.0.1:0", st)
+    stop = threading.Event()
+    t = threading.Thread(target=lambda: [srv.poll(0.02) for _ in iter(stop.is_set, True)])
+    t.start()
+    try:
+        body = _get(srv.port, "/metrics")
+        assert b'pyvs_dest_weight{service="TCP 10.0.0.1:80",dest="10.0.1.1:80"} 1' in body
+        assert b"pyvs_conn_table_capacity 64" in body
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
