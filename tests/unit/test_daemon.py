@@ -210,3 +210,38 @@ def test_conn_listing_and_timeouts_reach_the_conn_table(daemon: Server) -> None:
     rc, out, _ = lbadm(daemon, "-L", "-n")
     # SYN_RECV counts as active since kernel 4.8 (ip_vs_tcp_state_active)
     assert "  -> 10.0.1.1:8080                Masq    1      2          0         " in out
+
+
+def test_rates_come_from_the_estimator_fed_by_poll(tmp_path: Path) -> None:
+    from ipaddress import IPv4Address  # noqa: PLC0415
+
+    from lb.core.conn import ConnTable  # noqa: PLC0415
+    from lb.core.core import Flow  # noqa: PLC0415
+
+    now = [100.0]
+    st = ConfigState(Core(conn_max=4096, svc_max=4, dest_max=8))
+    st.apply_text("-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m\n")
+    srv = Server(st, str(tmp_path / "lb.sock"), clock=lambda: now[0]).start()
+    table = ConnTable(st.core)
+    try:
+        srv.poll(0)                                      # estimator base at t=100
+        sport = 1000
+        for _ in range(40):                              # 50 new connections per 2 s = 25/s
+            table.batch_schedule([Flow(IPv4Address("10.9.0.1"), sport + i, IPv4Address("10.0.0.1"), 80)
+                                  for i in range(50)], now_ns=1)
+            sport += 50
+            now[0] += 2.0
+            srv.poll(0)
+        (svc,) = st.status()
+        assert svc.rates.cps == 25 and svc.dests[0].rates.cps == 25
+        lines = render_rate(svc)
+        assert lines[0].split()[:3] == ["TCP", "10.0.0.1:80", "25"]
+    finally:
+        srv.close()
+
+
+def render_rate(svc) -> list[str]:
+    from lb.cli import options as o  # noqa: PLC0415
+    from lb.cli import render  # noqa: PLC0415
+
+    return render.service_entry(svc, o.FMT_NUMERIC | o.FMT_RATE).splitlines()
