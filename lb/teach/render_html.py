@@ -62,7 +62,7 @@ def _svg(ladder: Ladder) -> str:
     for event in rows:
         y += _ROW_H
         if isinstance(event, Hop):
-            x1, x2 = xs[event.src], xs[event.dst]
+            x1, x2 = xs.get(event.src, 20), xs.get(event.dst, 20)     # unknown node: left margin
             reply = "reply" if "reply" in event.label.lower() or event.dst == "client" else ""
             out.append(f'<g class="hop" data-hop="{event.index}"><line class="hop-arrow {reply}" '
                        f'data-hop="{event.index}" x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" '

@@ -241,6 +241,8 @@ def ladder_for(conn: tuple[str, int], seen: list[Seen], topo: Topology, lab: str
             passed = any(s.point.endswith("(balancer link)") for _, w in versions for s in w)
             ladder.notes.append("the reply " + ("DID pass the balancer (unexpected for this mode)" if passed
                                                 else "never passed the balancer: no capture there saw it"))
+    if any("?" in (h.src, h.dst) for h in ladder.hops):
+        ladder.nodes.append(("?", "unknown MAC"))
     ladder.notes.append(f"request: {summary['request']}")
     ladder.notes.append(f"reply: {summary['reply']}")
     return ladder
