@@ -1,3 +1,4 @@
+# ruff: noqa: UP031  - printf-style % formatting is the point: the formats are copied from ipvsadm.c
 """Write the golden listings of this folder from scenario.json with ipvsadm 1.31's own printf formats.
 
 There is no ipvsadm binary on this kernel (no IPVS), so the goldens are built by hand from ipvsadm.c:
@@ -148,7 +149,8 @@ def service_entry(se, fmt):
             out += "  -> %-28s %-9u %-11u %-10u %-10u\n" % (dname, e["weight"], e["persist"], e["active"],
                                                            e["inact"])
         else:
-            out += "  -> %-28s %-7s %-6d %-10u %-10u\n" % (dname, e["fwd"], e["weight"], e["active"], e["inact"])
+            out += "  -> %-28s %-7s %-6d %-10u %-10u\n" % (dname, e["fwd"], e["weight"], e["active"],
+                                                         e["inact"])
     return out
 
 
