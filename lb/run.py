@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ def _kv(items: list[str] | None, what: str) -> dict[str, str]:
     return out
 
 
-def open_ports(args: argparse.Namespace, fanout_group: int | None = None) -> list[Port]:
+def open_ports(args: argparse.Namespace, fanout_group: int | None = None,
+               fanout_keys: dict[str, str] | None = None) -> list[Port]:
     addrs = {k: IPv4Interface(v) for k, v in _kv(args.port_addr, "--port-addr").items()}
     macs = {k: parse_mac(v) for k, v in _kv(args.mac, "--mac").items()}
     ports: list[Port] = []
@@ -56,7 +58,11 @@ def open_ports(args: argparse.Namespace, fanout_group: int | None = None) -> lis
                 override = None
                 if name in addrs or name in macs:
                     override = PortAddr(macs.get(name, b""), addrs.get(name), 0)
-                ports.append(AFPacketPort(i, name, fanout_group=fanout_group, addr=override))
+                # a fanout group belongs to one device: one group id per port, shared by the workers
+                group = None if fanout_group is None else (fanout_group + i) & 0xFFFF
+                key = (fanout_keys or {}).get(name)
+                ports.append(AFPacketPort(i, name, fanout_group=group, fanout_key=key,
+                                          fanout_members=args.workers, addr=override))
     except BaseException:
         for p in ports:
             p.close()
@@ -75,7 +81,7 @@ def _python_process() -> Any:
 
 
 def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0,
-               fanout_group: int | None = None) -> int:
+               ports: list[Port] | None = None) -> int:
     from lb.core.core import Core  # noqa: PLC0415
     from lb.state import ConfigState  # noqa: PLC0415
 
@@ -85,7 +91,8 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
     if rules_text:
         result = state.apply_text(rules_text)
         log(f"rules: {len(core.services())} services, {len(result.changed_dest_ids)} dests from {args.rules}")
-    ports = open_ports(args, fanout_group)
+    if ports is None:
+        ports = open_ports(args)
     for p in ports:
         log(f"port {p.index}: {p.name} ({p.kind}) mac {p.mac.hex(':')} addr {p.ipv4} mtu {p.mtu}")
     if ip_forward_enabled():
@@ -107,6 +114,9 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
         else:
             dp = Dataplane(core, ports, batch=args.batch, budget=args.budget, passthrough=args.passthrough,
                            **kw)
+        if args.workers > 1 and worker == 0:
+            from lb.io.neigh import kernel_neigh_replace  # noqa: PLC0415
+            dp.neigh.publish = kernel_neigh_replace
         if args.socket != "none" and worker == 0:
             from lb.daemon.server import Server  # noqa: PLC0415
             server = Server(state, args.socket, on_change=dp.config_changed).start()
@@ -138,20 +148,55 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
     return 0
 
 
+def fanout_keys(args: argparse.Namespace, rules_text: str | None) -> dict[str, str]:
+    """Which address picks the worker on each port: the client's, i.e. the source on ports facing clients and
+    the destination on ports facing NAT real servers (whose replies go to the client)."""
+    from lb.core.core import Core  # noqa: PLC0415
+    from lb.io.afpacket import link_info  # noqa: PLC0415
+    from lb.io.loop import service_view  # noqa: PLC0415
+    from lb.state import ConfigState  # noqa: PLC0415
+
+    nat: list[Any] = []
+    if rules_text:
+        core = Core(conn_max=16)
+        ConfigState(core).apply_text(rules_text)
+        nat = service_view(core)[2]
+    keys = {}
+    for name in args.iface:
+        net = link_info(name).network
+        keys[name] = "daddr" if net is not None and any(a in net for a in nat) else "saddr"
+    return keys
+
+
 def run_workers(args: argparse.Namespace, rules_text: str | None) -> int:
     group = os.getpid() & 0xFFFF
+    keys = fanout_keys(args, rules_text)
+    stderr_log("workers: fanout by client address: " + ", ".join(f"{k} by {v}" for k, v in keys.items()))
+    # All sockets are opened here, worker by worker, so that worker w is member w of every port's fanout
+    # group (the BPF program's return value indexes the members in join order).
+    per_worker = [open_ports(args, group, keys) for _ in range(args.workers)]
     pids: list[int] = []
     for w in range(args.workers):
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
+                for other, ps in enumerate(per_worker):
+                    if other != w:
+                        for p in ps:
+                            p.close()
                 if w > 0:
                     args.socket = "none"
-                code = run_worker(args, rules_text, w, group)
+                code = run_worker(args, rules_text, w, per_worker[w])
+            except BaseException:
+                traceback.print_exc()
             finally:
+                sys.stderr.flush()
                 os._exit(code)
         pids.append(pid)
+    for ps in per_worker:
+        for p in ps:
+            p.close()
 
     def _forward(signum: int, _frame: object) -> None:
         for pid in pids:

@@ -26,6 +26,7 @@ pseudo-header sum (TP_STATUS_CSUMNOTREADY, counted as rx_csum_partial) or GSO fr
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import mmap
 import socket
@@ -43,7 +44,9 @@ PACKET_FANOUT = 18
 PACKET_QDISC_BYPASS = 20
 PACKET_IGNORE_OUTGOING = 23
 TPACKET_V3 = 2
+PACKET_FANOUT_DATA = 22
 PACKET_FANOUT_HASH = 0
+PACKET_FANOUT_CBPF = 6
 PACKET_FANOUT_FLAG_DEFRAG = 0x8000
 
 TP_STATUS_KERNEL = 0
@@ -62,6 +65,35 @@ _BLOCK_STATUS_OFF = 8
 _BLOCK_HDR = struct.Struct("=III")  # block_status, num_pkts, offset_to_first_pkt (at offset 8)
 # struct tpacket3_hdr: tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len, tp_status, tp_mac, tp_net
 _PKT_HDR = struct.Struct("=IIIIIIHH")
+
+
+# classic BPF (linux/filter.h): opcodes and the negative offsets that address the network header and
+# skb fields whatever the packet's data pointer is
+_SKF_AD_PROTOCOL = 0xFFFFF000  # SKF_AD_OFF + SKF_AD_PROTOCOL: skb->protocol in host order
+_SKF_NET_OFF = 0xFFF00000  # SKF_NET_OFF: offsets from the network header
+_LD_W_ABS, _JEQ_K, _TAX, _RSH_K = 0x20, 0x15, 0x07, 0x74
+_XOR_X, _MOD_K, _RET_A, _RET_K = 0xAC, 0x94, 0x16, 0x06
+
+
+def fanout_cbpf(key: str, members: int) -> bytes:
+    """A classic BPF fanout program: IPv4 frames go to member hash(key address) % members, where key is
+    "saddr" (ports that face clients: requests come from the client) or "daddr" (ports that face NAT real
+    servers: replies go to the client); everything else (ARP) goes to member 0.  Both directions of a NAT
+    connection thus reach the worker whose table holds it, which a plain flow hash cannot promise (the
+    reply's tuple has RIP where the request had the VIP)."""
+    off = 12 if key == "saddr" else 16
+    prog = [
+        (_LD_W_ABS, 0, 0, _SKF_AD_PROTOCOL),
+        (_JEQ_K, 0, 6, 0x0800),
+        (_LD_W_ABS, 0, 0, _SKF_NET_OFF + off),
+        (_TAX, 0, 0, 0),
+        (_RSH_K, 0, 0, 16),
+        (_XOR_X, 0, 0, 0),
+        (_MOD_K, 0, 0, members),
+        (_RET_A, 0, 0, 0),
+        (_RET_K, 0, 0, 0),
+    ]
+    return b"".join(struct.pack("=HBBI", *ins) for ins in prog)
 
 
 def _ifreq(name: str) -> bytes:
@@ -95,7 +127,8 @@ class AFPacketPort(Port):
 
     def __init__(self, index: int, name: str, *, block_size: int = 1 << 17, block_nr: int = 32,
                  frame_size: int = 2048, retire_ms: int = 1, fanout_group: int | None = None,
-                 qdisc_bypass: bool = True, addr: PortAddr | None = None) -> None:
+                 fanout_key: str | None = None, fanout_members: int = 1, qdisc_bypass: bool = True,
+                 addr: PortAddr | None = None) -> None:
         info = link_info(name)
         if addr is not None:
             info = PortAddr(addr.mac or info.mac, addr.ipv4 or info.ipv4, addr.mtu or info.mtu)
@@ -118,8 +151,12 @@ class AFPacketPort(Port):
             with contextlib.suppress(OSError):  # Linux >= 4.20
                 s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             if fanout_group is not None:
-                mode = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG
-                s.setsockopt(SOL_PACKET, PACKET_FANOUT, (fanout_group & 0xFFFF) | (mode << 16))
+                kind = PACKET_FANOUT_CBPF if fanout_key else PACKET_FANOUT_HASH
+                mode = kind | PACKET_FANOUT_FLAG_DEFRAG
+                arg = (fanout_group & 0xFFFF) | (mode << 16)  # > INT_MAX with the DEFRAG flag: pass as u32
+                s.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("=I", arg))
+                if fanout_key:
+                    self._set_fanout_prog(fanout_cbpf(fanout_key, fanout_members))
             s.setblocking(False)
         except BaseException:
             self.sock.close()
@@ -130,6 +167,12 @@ class AFPacketPort(Port):
         self._next = 0
         self.kernel_packets = 0
         self.kernel_drops = 0
+
+    def _set_fanout_prog(self, prog: bytes) -> None:
+        """PACKET_FANOUT_DATA takes a struct sock_fprog {u16 len; struct sock_filter *filter}."""
+        buf = ctypes.create_string_buffer(prog, len(prog))
+        fprog = struct.pack("=HxxxxxxQ", len(prog) // 8, ctypes.addressof(buf))
+        self.sock.setsockopt(SOL_PACKET, PACKET_FANOUT_DATA, fprog)
 
     def fileno(self) -> int:
         return self.sock.fileno()

@@ -89,6 +89,19 @@ def kernel_neigh(addr: IPv4Address) -> bytes | None:
     return None
 
 
+def kernel_neigh_replace(ip: IPv4Address, mac: bytes, ifname: str) -> None:
+    """Write a neighbour into the namespace's kernel table (`ip neigh replace`): how worker 0, which gets
+    every ARP frame of a fanout group, shares what it learned with the other workers."""
+    try:
+        from pyroute2 import IPRoute  # noqa: PLC0415
+        with IPRoute() as ipr:
+            idx = ipr.link_lookup(ifname=ifname)
+            if idx:
+                ipr.neigh("replace", dst=str(ip), lladdr=mac.hex(":"), ifindex=idx[0], state=NUD_REACHABLE)
+    except Exception:  # best effort: the other workers fall back to their own ARP
+        return
+
+
 class NeighResolver:
     """Keeps every dest's next hop resolved and handed to the core."""
 
@@ -104,6 +117,8 @@ class NeighResolver:
         self.clock = clock
         self.table: dict[IPv4Address, Neighbour] = {}
         self.wants: dict[int, _Want] = {}
+        #: called with (ip, mac, port name) for every new or changed neighbour (workers: share it)
+        self.publish: Callable[[IPv4Address, bytes, str], None] | None = None
 
     # ---- what we need ----
 
@@ -155,6 +170,8 @@ class NeighResolver:
         self.table[ip] = Neighbour(ip, mac, port)
         if old is not None and old.mac == mac and old.port == port:
             return
+        if self.publish is not None and port in self.ports:
+            self.publish(ip, mac, self.ports[port].name)
         for w in self.wants.values():
             if w.nexthop == ip and w.port == port and w.resolved != mac:
                 self._resolve(w, mac)
