@@ -287,7 +287,9 @@ fragment_in = (
     client() / IP(src=CIP, dst=VIP, ttl=64, flags="MF", id=30) / UDP(sport=CPORT, dport=UDP_PORT) / bytes(64)
 )
 short_in = bytes(client() / IP(src=CIP, dst=VIP) / TCP(sport=CPORT, dport=NAT_PORT, flags="S"))[:30]
-bad_version_in = bytes(client()) + b"\x65" + bytes(IP(src=CIP, dst=VIP) / UDP())[1:]
+bad_version_in = (
+    bytes(Ether(src=CLIENT_MAC, dst=LB0_MAC, type=0x0800)) + b"\x65" + bytes(IP(src=CIP, dst=VIP) / UDP())[1:]
+)
 bad_totlen_in = client() / IP(src=CIP, dst=VIP, len=200) / UDP(sport=CPORT, dport=UDP_PORT)
 not_syn_in = client() / IP(src=CIP, dst=VIP, ttl=64) / TCP(sport=CPORT + 9, dport=NAT_PORT, flags="A")
 synfin_in = client() / IP(src=CIP, dst=VIP, ttl=64) / TCP(sport=CPORT + 9, dport=NAT_PORT, flags="SF")
