@@ -17,12 +17,15 @@ loss reaches 0.5 %, then bisects; the best rate with < 0.5 % loss is reported, w
 
 Modes: kernel = plain IP forwarding to real1 (the practical limit); nft-dnat = nftables DNAT with numgen inc
 round robin over both real servers (conntrack on); lb-nat / lb-dr = `lb run` (C engine) with rr over both
-real servers, -m / -g.
+real servers, -m / -g; lb-nat-2w / lb-dr-2w = the same with `--workers 2` (the 16 flows come from 8 client
+addresses, 10.1.0.11-18, so that the fanout by client address has something to spread; both workers are
+pinned to CPU 1 as well, so on this 2-core machine the question is only "not slower").
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -68,6 +71,8 @@ class Topo:
             sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off",
                "gro", "off", check=False)
         sh("ip", "-n", self.c, "route", "add", "default", "via", "10.1.0.2")
+        for i in range(8):
+            sh("ip", "-n", self.c, "addr", "add", f"10.1.0.{11 + i}/24", "dev", "c0")
         sh("ip", "-n", self.r1, "route", "add", "default", "via", "10.2.0.1")
         sh("ip", "-n", self.r2, "route", "add", "default", "via", "10.3.0.1")
         for r in (self.r1, self.r2):
@@ -114,7 +119,8 @@ class Mode:
                 "dnat to numgen inc mod 2 map { 0 : 10.2.0.2, 1 : 10.3.0.2 }\n"
                 " }\n}\n"))
         if self.name.startswith("lb-"):
-            flag = "-m" if self.name == "lb-nat" else "-g"
+            flag = "-m" if self.name.startswith("lb-nat") else "-g"
+            workers = "2" if self.name.endswith("-2w") else "1"
             rules = self.tmp / "rules"
             rules.write_text(f"-A -u {VIP}:{PORT} -s rr\n-a -u {VIP}:{PORT} -r 10.2.0.2:{PORT} {flag} -w 1\n"
                              f"-a -u {VIP}:{PORT} -r 10.3.0.2:{PORT} {flag} -w 1\n")
@@ -122,7 +128,7 @@ class Mode:
             self.proc = subprocess.Popen(
                 ["taskset", "-c", "1", "ip", "netns", "exec", t.l, sys.executable, "-m", "lb", "run",
                  "--iface", "l0", "--iface", "l1", "--iface", "l2", "--rules", str(rules), "--socket", "none",
-                 "--duration", "600", "--batch", str(self.args.batch)],
+                 "--duration", "600", "--batch", str(self.args.batch), "--workers", workers],
                 text=True, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
             time.sleep(1.5)
             # warm up: ARP for the VIP, next hops of both dests resolved
@@ -132,18 +138,25 @@ class Mode:
 
     def send(self, rate: float, seconds: float) -> int:
         out = sh("taskset", "-c", "0", "ip", "netns", "exec", self.t.c, self.gen, self.target, str(PORT),
-                 str(int(rate)), str(seconds), "16", "18", timeout=seconds + 20)
+                 str(int(rate)), str(seconds), "16", "18", "20000", "10.1.0.11", "8", timeout=seconds + 20)
         return int(out.split()[1])
 
     def cpu_s(self) -> float:
-        """user + system CPU seconds of the balancer process (lb modes), from /proc/PID/stat."""
+        """user + system CPU seconds of the balancer's processes (lb modes; workers too), from /proc."""
         if self.proc is None:
             return 0.0
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pids = [self.proc.pid]
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        with contextlib.suppress(OSError):
+            pids += [int(x) for x in children.read_text().split()]
+        total = 0.0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
 
     def point(self, rate: float) -> dict[str, float]:
         before, cpu0 = self.t.rx(), self.cpu_s()

@@ -1,12 +1,13 @@
 /*
  * udpgen.c - a bounded, paced UDP packet generator for the end-to-end packet-rate benchmark.
  *
- *   udpgen DST_IP DST_PORT RATE_PPS DURATION_S [FLOWS] [PAYLOAD] [SPORT_BASE]
+ *   udpgen DST_IP DST_PORT RATE_PPS DURATION_S [FLOWS] [PAYLOAD] [SPORT_BASE] [SRC_IP NSRC]
  *
  * Opens FLOWS connected UDP sockets (source ports SPORT_BASE..+FLOWS-1, so a balancer and a fanout group
  * see FLOWS different flows) and sends RATE_PPS packets per second for DURATION_S seconds, in sendmmsg
  * bursts every 100 us, then prints "sent N seconds T".  Payload 18 bytes = 64-byte Ethernet frames on
- * the wire with the FCS.  Never runs longer than DURATION_S (capped at 60 s); stands alone (no csched).
+ * the wire with the FCS.  With SRC_IP NSRC, flow i is sent from SRC_IP + (i % NSRC) (addresses that must
+ * exist on the sender), so that a balancer spreading clients over workers sees several clients.  Never runs longer than DURATION_S (capped at 60 s); stands alone (no csched).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -46,6 +47,14 @@ int main(int argc, char **argv)
 	int flows = argc > 5 ? atoi(argv[5]) : 16;
 	int payload = argc > 6 ? atoi(argv[6]) : 18;
 	int sport = argc > 7 ? atoi(argv[7]) : 20000;
+	struct in_addr src_base = { .s_addr = htonl(INADDR_ANY) };
+	int nsrc = 1;
+	if (argc > 9) {
+		if (inet_pton(AF_INET, argv[8], &src_base) != 1 || (nsrc = atoi(argv[9])) < 1) {
+			fprintf(stderr, "bad source %s/%s\n", argv[8], argv[9]);
+			return 2;
+		}
+	}
 	if (rate <= 0 || duration <= 0 || duration > 60 || flows < 1 || flows > MAX_FLOWS || payload < 1 ||
 	    payload > 1400) {
 		fprintf(stderr, "bad arguments\n");
@@ -55,6 +64,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < flows; i++) {
 		fds[i] = socket(AF_INET, SOCK_DGRAM, 0);
 		struct sockaddr_in src = { .sin_family = AF_INET, .sin_port = htons((uint16_t)(sport + i)) };
+		if (src_base.s_addr != htonl(INADDR_ANY))
+			src.sin_addr.s_addr = htonl(ntohl(src_base.s_addr) + (uint32_t)(i % nsrc));
 		int one = 1;
 		setsockopt(fds[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&src, sizeof(src)) < 0 ||
