@@ -234,3 +234,53 @@ def test_sigint_prints_counters_and_removes_guard(lab: Lab) -> None:
     assert "l0: rx " in err and "l1: rx " in err, err
     assert "echo replies" in err
     assert "pyvs_" not in sh("ip", "netns", "exec", lab.lb, "nft", "list", "tables")
+
+
+def test_workers_share_nat_traffic_by_client(lab: Lab) -> None:
+    """With --workers 2 both workers carry clients, and every NAT reply reaches the worker holding its
+    connection (fanout by client address), so every request is answered."""
+    if not has_packet_path():
+        pytest.skip("lb_process_batch (packet path) not built yet: only the slow path runs")
+    lab.stop_lb()
+    lab.stderr = ""
+    for i in range(8):
+        sh("ip", "-n", lab.c, "addr", "add", f"10.1.0.{11 + i}/24", "dev", "c0", check=False)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    lab.proc = subprocess.Popen(
+        ["ip", "netns", "exec", lab.lb, PY, "-m", "lb", "run", "--iface", "l0", "--iface", "l1",
+         "--rules", str(lab.tmp / "rules.save"), "--socket", "none", "--workers", "2", "--duration", "30"],
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    server = lab.ns_bg(lab.r, """
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 5000)); s.settimeout(10)
+        try:
+            while True:
+                d, a = s.recvfrom(2048); s.sendto(d, a)
+        except socket.timeout:
+            pass
+    """)
+    time.sleep(2.0)
+    out = lab.ns_py(lab.c, f"""
+        import socket
+        ok = 0
+        for i in range(8):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1.0)
+            s.bind(("10.1.0.%d" % (11 + i), 0))
+            for j in range(3):
+                s.sendto(b"w%d" % j, ("{VIP}", 5000))
+                try:
+                    d, a = s.recvfrom(100); ok += d == b"w%d" % j and a == ("{VIP}", 5000)
+                except socket.timeout:
+                    pass
+        print(ok)
+    """, timeout=40)
+    server.kill()
+    err = lab.stop_lb()
+    assert int(out.strip()) >= 23, (out, err)  # 24 requests; one may race the first ARP
+    rx = {}
+    for line in err.splitlines():
+        if "] l0: rx " in line:
+            w = line.split("[")[1].split("]")[0]
+            rx[w] = int(line.split("l0: rx ")[1].split()[0])
+    assert set(rx) == {"w0", "w1"}, err
+    assert all(n > 0 for n in rx.values()), rx
