@@ -58,8 +58,8 @@ class Table:
         self.out = ffi.new("int32_t[]", n)
 
     def fill(self, now: int = NS) -> int:
-        return int(self.core.lib.lb_conn_batch_schedule(self.core.ptr, self.flows, self.n, self.out, self.core.ffi.NULL,
-                                                        now))
+        lib, ffi = self.core.lib, self.core.ffi
+        return int(lib.lb_conn_batch_schedule(self.core.ptr, self.flows, self.n, self.out, ffi.NULL, now))
 
     def lookup(self, flows: Any) -> int:
         return int(self.core.lib.lb_conn_batch_lookup(self.core.ptr, flows, self.n, self.out, 2 * NS))
