@@ -70,16 +70,6 @@ def open_ports(args: argparse.Namespace, fanout_group: int | None = None,
     return ports
 
 
-def _python_process() -> Any:
-    """The Python twin engine's per-frame entry, if lb/engine/python.py is installed (else None)."""
-    try:
-        import importlib  # noqa: PLC0415
-        eng = importlib.import_module("lb.engine.python")
-    except ModuleNotFoundError:
-        return None
-    return getattr(eng, "process_frame", None)
-
-
 def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0,
                ports: list[Port] | None = None) -> int:
     from lb.core.core import Core  # noqa: PLC0415
@@ -105,12 +95,12 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
     try:
         kw: dict[str, Any] = {"guard": guard, "log": log, "verbose": args.verbose}
         if args.engine == "python":
-            process = _python_process()
-            if process is None:
-                log("engine python: lb/engine/python.py not installed: every frame goes to the slow path")
-                dp = PyDataplane(core, ports, **kw)
-            else:
-                dp = PyDataplane(core, ports, process=process, **kw)
+            from lb.io.pyengine import PyEngineCore  # noqa: PLC0415
+            pycore = PyEngineCore(core)
+            dp = PyDataplane(pycore, ports, process=pycore.process, **kw)
+            if args.socket != "none":
+                log("engine python: configuration from --rules only, no control socket")
+                args.socket = "none"
         else:
             dp = Dataplane(core, ports, batch=args.batch, budget=args.budget, passthrough=args.passthrough,
                            **kw)

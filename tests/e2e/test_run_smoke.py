@@ -284,3 +284,42 @@ def test_workers_share_nat_traffic_by_client(lab: Lab) -> None:
             rx[w] = int(line.split("l0: rx ")[1].split()[0])
     assert set(rx) == {"w0", "w1"}, err
     assert all(n > 0 for n in rx.values()), rx
+
+
+def test_python_engine_forwards_udp(lab: Lab) -> None:
+    """`--engine python` (ring read in Python, the twin data path) answers ARP/echo and NATs UDP too."""
+    lab.stop_lb()
+    lab.stderr = ""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    lab.proc = subprocess.Popen(
+        ["ip", "netns", "exec", lab.lb, PY, "-m", "lb", "run", "--iface", "l0", "--iface", "l1",
+         "--rules", str(lab.tmp / "rules.save"), "--socket", "none", "--engine", "python",
+         "--duration", "30"],
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    server = lab.ns_bg(lab.r, """
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 5000)); s.settimeout(8)
+        try:
+            while True:
+                d, a = s.recvfrom(2048); s.sendto(b"py:" + d, a)
+        except socket.timeout:
+            pass
+    """)
+    time.sleep(1.5)
+    assert lab.ns_py(lab.c, PING).strip() == "3"
+    out = lab.ns_py(lab.c, f"""
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1.0)
+        ok = 0
+        for i in range(10):
+            s.sendto(b"%d" % i, ("{VIP}", 5000))
+            try:
+                d, a = s.recvfrom(100); ok += d == b"py:%d" % i and a == ("{VIP}", 5000)
+            except socket.timeout:
+                pass
+        print(ok)
+    """)
+    server.kill()
+    err = lab.stop_lb()
+    assert int(out.strip()) >= 9, (out, err)
+    assert "python engine" in err
