@@ -91,6 +91,7 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
     if args.io == "afpacket" and not args.no_guard and worker == 0:
         guard = KernelGuard([p.name for p in ports], table=f"pyvs_{os.getpid()}", log=log)
     server = None
+    metrics: Any = None
     dp: Dataplane | PyDataplane | None = None
     try:
         kw: dict[str, Any] = {"guard": guard, "log": log, "verbose": args.verbose}
@@ -110,8 +111,18 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
         if args.socket != "none" and worker == 0:
             from lb.daemon.server import Server  # noqa: PLC0415
             server = Server(state, args.socket, on_change=dp.config_changed).start()
-            dp.control = server
+            dp.controls.append(server)
             log(f"control socket {server.path}")
+        if args.metrics and worker == 0:
+            from lb.metrics import MetricsServer, core_families, exposition  # noqa: PLC0415
+            loop_ = dp
+
+            def collect() -> str:
+                return exposition(state.status(), lambda: [*core_families(core), *loop_.metric_families()])
+
+            metrics = MetricsServer(args.metrics, collect).start()
+            dp.controls.append(metrics)
+            log(f"metrics on http://{args.metrics}/metrics")
         loop = dp
 
         def _stop(signum: int, _frame: object) -> None:
@@ -131,6 +142,8 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
                 log(line)
         if server is not None:
             server.close()
+        if metrics is not None:
+            metrics.close()
         if guard is not None:
             guard.close()
         for p in ports:
@@ -240,6 +253,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--port-addr", action="append", metavar="IF=ADDR/LEN",
                    help="the balancer's IPv4 address on a port (TAP ports; default: the interface's)")
     p.add_argument("--mac", action="append", metavar="IF=MAC", help="the balancer's MAC on a TAP port")
+    p.add_argument("--metrics", metavar="ADDR:PORT", help="serve Prometheus metrics on GET /metrics")
     p.add_argument("--batch", type=int, default=64, help="frames per batch (C engine)")
     p.add_argument("--budget", type=int, default=1024, help="frames per pump call before Python runs")
     p.add_argument("--conn-max", type=int, default=65536, help="connection table size per worker")

@@ -101,7 +101,8 @@ class _LoopBase:
                  clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self.core = core
         self.ports = list(ports)
-        self.control = control
+        #: polled between batches: the control socket, the metrics server
+        self.controls: list[Control] = [control] if control is not None else []
         self.guard = guard
         self.log = log
         self.verbose = verbose
@@ -164,6 +165,24 @@ class _LoopBase:
     def counters(self) -> dict[str, PortCounters]:
         raise NotImplementedError
 
+    def metric_families(self) -> list[Any]:
+        """Per-port counters as Prometheus families (lb/metrics.py `Family`)."""
+        from lb.metrics import Family  # noqa: PLC0415
+
+        counters = self.counters()
+        fams = []
+        for attr, help_text in (("rx_pkts", "Frames received"), ("rx_bytes", "Bytes received"),
+                                ("tx_pkts", "Frames sent"), ("tx_bytes", "Bytes sent"),
+                                ("tx_errs", "Frames the kernel refused to send"),
+                                ("drops", "Frames dropped by the packet path"),
+                                ("slow", "Frames handed to the slow path"),
+                                ("slow_full", "Frames lost: slow-path queue full"),
+                                ("rx_trunc", "Frames longer than a batch slot"),
+                                ("kernel_drops", "Frames lost in the RX ring (pump too slow)")):
+            fams.append(Family(f"pyvs_port_{attr}_total", "counter", help_text,
+                               [({"port": name}, getattr(c, attr)) for name, c in counters.items()]))
+        return fams
+
     def summary(self) -> list[str]:
         lines = [c.line(name) for name, c in self.counters().items()]
         s = self.slow.stats
@@ -223,8 +242,8 @@ class Dataplane(_LoopBase):
             if ln <= 0:
                 break
             self.handle_slow(memoryview(buf)[:min(ln, len(buf))], self._slow_port[0])
-        if self.control is not None:
-            self.control.poll(0.0)
+        for c in self.controls:
+            c.poll(0.0)
         self.housekeeping(now)
         return n
 
@@ -314,8 +333,8 @@ class PyDataplane(_LoopBase):
                 while done < self.budget and self._rx_one(p, now):
                     done += 1
         self.frames += done
-        if self.control is not None:
-            self.control.poll(0.0)
+        for c in self.controls:
+            c.poll(0.0)
         self.housekeeping(now)
         return done
 
