@@ -33,6 +33,9 @@ class CEngine:
     def add_dest(self, key: model.ServiceKey, dest: model.Dest) -> None:
         self.core.add_dest(key, dest)
 
+    def del_dest(self, key: model.ServiceKey, dkey: model.DestKey) -> None:
+        self.core.del_dest(key, dkey)
+
     def set_port(self, port: int, mac: bytes, ip4: IPv4Address | None, mtu: int) -> None:
         self.core.set_port(port, mac, ip4, mtu)
 

@@ -120,6 +120,11 @@ static void conn_packet(struct lb_core *core, struct lb_pkt *p, struct lb_conn *
 		lb_pkt_verdict(p, LB_VERDICT_DROP, LB_R_TCP_FLAGS);
 		return;
 	}
+	if (dir == 0 && cp->dest && !(cp->dest->flags & LB_DEST_F_AVAILABLE)) {
+		/* ip_vs_in: the dest was removed (it lingers for its conns): silently drop, keep the timer */
+		lb_pkt_verdict(p, LB_VERDICT_DROP, LB_R_NO_DEST);
+		return;
+	}
 	lb_conn_state(core, cp, dir, p->tcp_flags, now);
 	const struct lb_xmit_ops *ops = cp->fwd < LB_FWD_SLOTS ? lb_xmit_table[cp->fwd] : NULL;
 	if (dir == 0) {

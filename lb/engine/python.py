@@ -119,6 +119,10 @@ class PythonEngine:
         self.dest_svc[d] = key
         return d
 
+    def del_dest(self, key: model.ServiceKey, dkey: model.DestKey) -> None:
+        """`ipvsadm -d`: the dest leaves the service; its conns keep it (not available) until they end."""
+        self.table.services[key].del_dest(dkey)
+
     def dest(self, key: model.ServiceKey, dkey: model.DestKey) -> RefDest:
         d = self.table.services[key].find(dkey)
         if d is None:
@@ -212,6 +216,10 @@ class PythonEngine:
     def _conn_packet(self, p: Pkt, c: RefConn, direction: int, now: int) -> None:
         if p.proto == IPPROTO_TCP and self._tcp_flags_bad(p.tcp_flags):
             p.set_verdict(Verdict.DROP, Reason.TCP_FLAGS)
+            return
+        if direction == 0 and c.dest is not None and not c.dest.flags & DEST_F_AVAILABLE:
+            # ip_vs_in: the dest was removed (it lingers for its conns): silently drop, keep the timer
+            p.set_verdict(Verdict.DROP, Reason.NO_DEST)
             return
         self.table.state(c, direction, p.tcp_flags, now)
         method = BY_FWD.get(int(c.fwd))

@@ -124,3 +124,15 @@ def test_small_stride(backend: str) -> None:
     assert (res[0].verdict, res[0].reason, len(res[0].frame)) == (Verdict.TX, Reason.TTL, 256)
     assert res[0].frame[42:] == bytes(ttl1)[14:228]
     assert (res[1].verdict, res[1].reason) == (Verdict.DROP, Reason.MTU)
+
+
+@pytest.mark.parametrize("backend", ["c", "py"])
+def test_removed_dest_drops(backend: str) -> None:
+    """A conn whose dest was deleted: its packets are dropped silently; new SYNs get port unreachable."""
+    eng = make(backend)
+    P.configure(eng)
+    eng.process([(bytes(P.nat_syn_in), 0)], 0)
+    eng.del_dest(P.NAT_SVC, P.model.DestKey(P.IPv4Address(P.RIP1), P.NAT_RPORT))
+    data, syn = eng.process([(bytes(P.nat_data_in), 0), (bytes(P.nat_opts_in), 0)], 0)
+    assert (data.verdict, data.reason) == (Verdict.DROP, Reason.NO_DEST)
+    assert (syn.verdict, syn.reason) == (Verdict.TX, Reason.NO_DEST)
