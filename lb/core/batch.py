@@ -82,7 +82,7 @@ class PacketBatch:
         self.lens[i] = n
         self.in_port[i] = in_port
         self.c.n = i + 1
-        return i
+        return int(i)
 
     def fill(self, frames: Iterable[tuple[bytes, int]]) -> None:
         """Replace the batch contents with (frame, in_port) pairs."""
