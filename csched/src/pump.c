@@ -17,19 +17,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "lb_api_io.h"
-
-/* The packet path (process.c, lb_api_pkt.h) may not be linked in yet while it is being written: the
- * weak reference makes the pump fall back to handing every frame to the slow path until it is. */
-#if __has_include("lb_api_pkt.h")
 #include "lb_api_pkt.h"
-#pragma weak lb_process_batch
-#define PUMP_HAVE_PKT 1
-#else
-#define PUMP_HAVE_PKT 0
-#endif
 
-/* Verdicts as the pump handles them: the packet path's LB_VERDICT_DROP/TX/PASS values. */
-enum { PUMP_V_DROP = 0, PUMP_V_TX = 1, PUMP_V_PASS = 2 };
+enum { PUMP_V_DROP = LB_VERDICT_DROP, PUMP_V_TX = LB_VERDICT_TX, PUMP_V_PASS = LB_VERDICT_PASS };
 
 struct pump_port {
 	bool used;
@@ -335,12 +325,11 @@ static void batch_passthrough(struct lb_pump *p)
 	}
 }
 
-/* Verdicts for the batch from the core (in-place rewrite).  Without the packet path linked in (or
- * with LB_PUMP_F_PASSTHROUGH) every frame goes to the slow path. */
+/* Verdicts for the batch from the core (parse -> conn -> schedule -> rewrite in place, process.c).  With
+ * LB_PUMP_F_PASSTHROUGH (or a batch the core refuses) every frame goes to the slow path. */
 static void batch_process(lb_core *core, struct lb_pump *p, uint64_t now_ns)
 {
-#if PUMP_HAVE_PKT
-	if (core && lb_process_batch && !(p->cfg.flags & LB_PUMP_F_PASSTHROUGH)) {
+	if (core && !(p->cfg.flags & LB_PUMP_F_PASSTHROUGH)) {
 		struct lb_batch b = {
 			.slab = p->slab, .stride = p->cfg.stride, .n = p->n, .len = p->len,
 			.in_port = p->in_port, .out_port = p->out_port, .verdict = p->verdict, .reason = p->reason,
@@ -348,10 +337,6 @@ static void batch_process(lb_core *core, struct lb_pump *p, uint64_t now_ns)
 		if (lb_process_batch(core, &b, now_ns) >= 0)
 			return;
 	}
-#else
-	(void)core;
-	(void)now_ns;
-#endif
 	batch_passthrough(p);
 }
 

@@ -5,7 +5,9 @@
  *   - read() ports (TAP-like fds) work the same way;
  *   - a TPACKET_V3 ring built in memory is walked block by block, blocks are handed back to the kernel,
  *     truncated frames and partial checksums are counted;
- *   - lb_pump_send writes one frame, lb_pump_stats reports per-port counters, bad arguments fail.
+ *   - lb_pump_send writes one frame, lb_pump_stats reports per-port counters, bad arguments fail;
+ *   - with a core, a frame for a DR service leaves on the dest's port with the next hop's MAC (TX verdicts
+ *     are grouped per egress port and sent), a frame for no service goes to the slow path.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "lb_api_io.h"
+#include "lb_api_pkt.h"
 #include "tap.h"
 
 static void frame(uint8_t *buf, uint32_t len, uint8_t tag)
@@ -228,11 +231,113 @@ static void test_bad_cfg(void)
 	lb_pump_free(NULL);
 }
 
+static uint16_t ip_csum(const uint8_t *h, int len)
+{
+	uint32_t s = 0;
+	for (int i = 0; i < len; i += 2)
+		s += (uint32_t)(h[i] << 8 | h[i + 1]);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+/* Ethernet + IPv4 + UDP (checksum 0) from 10.1.0.1:40000 to daddr:5000, 8 bytes of payload. */
+static int udp_frame(uint8_t *f, const uint8_t *dmac, const uint8_t *smac, const uint8_t daddr[4])
+{
+	memset(f, 0, 50);
+	memcpy(f, dmac, 6);
+	memcpy(f + 6, smac, 6);
+	f[12] = 0x08;
+	uint8_t *ip = f + 14;
+	ip[0] = 0x45;
+	ip[3] = 36;	/* total length 20 + 8 + 8 */
+	ip[8] = 64;
+	ip[9] = 17;
+	uint8_t saddr[4] = { 10, 1, 0, 1 };
+	memcpy(ip + 12, saddr, 4);
+	memcpy(ip + 16, daddr, 4);
+	uint16_t c = ip_csum(ip, 20);
+	ip[10] = (uint8_t)(c >> 8);
+	ip[11] = (uint8_t)c;
+	uint8_t *udp = ip + 20;
+	udp[0] = 40000 >> 8;
+	udp[1] = 40000 & 0xff;
+	udp[2] = 5000 >> 8;
+	udp[3] = 5000 & 0xff;
+	udp[5] = 16;
+	memcpy(udp + 8, "pyvs-dr!", 8);
+	return 50;
+}
+
+static void test_tx_through_core(void)
+{
+	struct lb_core_cfg ccfg = { .conn_max = 64, .svc_max = 4, .dest_max = 4, .hash_seed = 1, .rng_seed = 1 };
+	lb_core *core = lb_core_new(&ccfg);
+	CHECK(core != NULL, "core");
+	const uint8_t mac0[6] = { 2, 0, 0, 0, 0xa, 0 }, mac1[6] = { 2, 0, 0, 0, 0xa, 1 };
+	const uint8_t cmac[6] = { 2, 0, 0, 0, 0xc, 1 }, rmac[6] = { 2, 0, 0, 0, 0xd, 2 };
+	const uint8_t ip0[4] = { 10, 1, 0, 2 }, ip1[4] = { 10, 2, 0, 1 };
+	const uint8_t vip[4] = { 10, 1, 0, 100 }, rip[4] = { 10, 2, 0, 2 }, other[4] = { 10, 1, 0, 7 };
+	CHECK_EQ(lb_port_set(core, 0, mac0, ip0, 1500), 0);
+	CHECK_EQ(lb_port_set(core, 1, mac1, ip1, 1500), 0);
+	struct lb_svc_cfg svc = { .af = LB_AF_INET, .proto = LB_PROTO_UDP, .port = 5000, .sched = "rr" };
+	memcpy(svc.addr, vip, 4);
+	CHECK_EQ(lb_svc_add(core, &svc), 0);
+	struct lb_dest_cfg dest = { .af = LB_AF_INET, .port = 5000, .fwd = LB_FWD_DROUTE, .weight = 1 };
+	memcpy(dest.addr, rip, 4);
+	CHECK_EQ(lb_dest_add(core, &svc, &dest), 0);
+	struct lb_dest_info di;
+	CHECK_EQ(lb_dest_list(core, &svc, &di, 1), 1);
+	CHECK_EQ(lb_dest_set_nexthop(core, di.id, 1, rmac), 0);
+
+	int a[2], b[2];
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, a), 0);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, b), 0);
+	struct lb_pump *p = lb_pump_new(NULL);
+	CHECK_EQ(lb_pump_port_sock(p, 0, a[0]), 0);
+	CHECK_EQ(lb_pump_port_sock(p, 1, b[0]), 0);
+	uint8_t f[64], g[2048];
+	int n = udp_frame(f, mac0, cmac, vip);
+	CHECK_EQ(write(a[1], f, (size_t)n), n);
+	n = udp_frame(f, mac0, cmac, other);
+	CHECK_EQ(write(a[1], f, (size_t)n), n);
+	CHECK_EQ(lb_pump(core, p, 64, 0, 1000), 2);
+	/* the DR frame: next hop's MAC, our port-1 MAC, IP addresses untouched, TTL 63, checksum valid */
+	int len = (int)read(b[1], g, sizeof(g));
+	CHECK_EQ(len, 50);
+	CHECK(memcmp(g, rmac, 6) == 0 && memcmp(g + 6, mac1, 6) == 0, "DR MACs");
+	CHECK(memcmp(g + 14 + 16, vip, 4) == 0 && memcmp(g + 14 + 12, f + 14 + 12, 4) == 0, "IP untouched");
+	CHECK_EQ(g[14 + 8], 63);
+	CHECK_EQ(ip_csum(g + 14, 20), 0);
+	CHECK(memcmp(g + 42, "pyvs-dr!", 8) == 0, "payload");
+	CHECK_EQ(read(a[1], g, sizeof(g)), -1);	/* nothing went back to the client side */
+	/* the other frame was for no service: slow path */
+	int32_t port = -1;
+	CHECK_EQ(lb_pump_slowpath_get(p, g, sizeof(g), &port), 50);
+	CHECK_EQ(port, 0);
+	struct lb_pump_port_stats st0, st1;
+	CHECK_EQ(lb_pump_stats(p, 0, &st0), 0);
+	CHECK_EQ(lb_pump_stats(p, 1, &st1), 0);
+	CHECK_EQ(st0.rx_pkts, 2);
+	CHECK_EQ(st0.slow, 1);
+	CHECK_EQ(st0.tx_pkts, 0);
+	CHECK_EQ(st1.tx_pkts, 1);
+	CHECK_EQ(st1.tx_bytes, 50);
+	CHECK_EQ(lb_verdict_count(core, LB_VERDICT_TX), 1);
+	lb_pump_free(p);
+	lb_core_free(core);
+	close(a[0]);
+	close(a[1]);
+	close(b[0]);
+	close(b[1]);
+}
+
 int main(void)
 {
 	test_sock_port();
 	test_slow_full_and_budget();
 	test_ring();
 	test_bad_cfg();
+	test_tx_through_core();
 	return DONE();
 }
