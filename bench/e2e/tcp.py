@@ -30,6 +30,7 @@ as the lab builds them (lb/lab/netns.py); the JSON records `ethtool -k` of the c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -120,7 +121,8 @@ def configure(lab: Lab) -> None:
     if b == "lb":
         lines = [f"-A -t {vip}:{HTTP_PORT} -s rr"]
         lines += [f"-a -t {vip}:{HTTP_PORT} -r {r}:{HTTP_PORT} {t.fwd} -w 1" for r in rips]
-        lines += [f"-A -t {vip}:{IPERF_PORT} -s rr", f"-a -t {vip}:{IPERF_PORT} -r {rips[0]}:{IPERF_PORT} {t.fwd} -w 1"]
+        lines += [f"-A -t {vip}:{IPERF_PORT} -s rr",
+                  f"-a -t {vip}:{IPERF_PORT} -r {rips[0]}:{IPERF_PORT} {t.fwd} -w 1"]
         r = lab.lbadm(["-R"], input_text="\n".join(lines) + "\n")
         if r.returncode != 0:
             raise RuntimeError(f"lbadm -R: {r.stderr.strip()}")
@@ -136,7 +138,8 @@ def configure(lab: Lab) -> None:
         own = t.mac_of(t.client_side)
         mmap = ", ".join(f"{i} : {m}" for i, m in enumerate(t.server_macs))
         lab.net.nft(lbn, (
-            f"table netdev pyvsbench {{\n  chain in {{\n    type filter hook ingress device {dev} priority -10;\n"
+            "table netdev pyvsbench {\n  chain in {\n"
+            f"    type filter hook ingress device {dev} priority -10;\n"
             f"    ip daddr {vip} tcp dport {HTTP_PORT} ether saddr set {own} ether daddr set "
             f"jhash ip saddr . tcp sport mod {len(rips)} map {{ {mmap} }} fwd to {dev}\n"
             f"    ip daddr {vip} tcp dport {IPERF_PORT} ether saddr set {own} ether daddr set "
@@ -156,10 +159,8 @@ def pin_balancer(lab: Lab) -> None:
     if lab.balancer_proc is None or (os.cpu_count() or 1) < 2:
         return
     pids = [lab.balancer_proc.pid]
-    try:
+    with contextlib.suppress(OSError):
         pids += [int(x) for x in Path(f"/proc/{pids[0]}/task/{pids[0]}/children").read_text().split()]
-    except OSError:
-        pass
     for pid in pids:
         subprocess.run(["taskset", "-a", "-p", "-c", "1", str(pid)], capture_output=True, check=False)
 
@@ -182,7 +183,8 @@ class Runner:
         self.lab, self.seconds = lab, seconds
         self.url = f"http://{lab.topo.vip}:{HTTP_PORT}/"
 
-    def wrk(self, conns: int, close: bool, latency: bool = False, seconds: float | None = None) -> dict[str, float]:
+    def wrk(self, conns: int, close: bool, latency: bool = False,
+            seconds: float | None = None) -> dict[str, float]:
         d = seconds or self.seconds
         argv = ["taskset", "-c", "0", "wrk", "-t1", f"-c{conns}", f"-d{max(1, round(d))}s", "--timeout", "2s"]
         if close:
@@ -274,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"case {n}", flush=True)
             try:
                 results[n] = run_case(CASES[n], exe, args)
-            except Exception as e:  # noqa: BLE001 - one failing case is reported, the others still run
+            except Exception as e:  # one failing case is reported, the others still run
                 print(f"  {n} failed: {e}", file=sys.stderr, flush=True)
                 results[n] = {"error": str(e)[:2000]}
     finally:
