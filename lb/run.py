@@ -122,6 +122,8 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
 
             metrics = MetricsServer(args.metrics, collect).start()
             dp.controls.append(metrics)
+            if server is None:  # the control socket's poll feeds the estimator; without it, the loop does
+                dp.tick_hooks.append(state.tick)
             log(f"metrics on http://{args.metrics}/metrics")
         loop = dp
 

@@ -192,7 +192,7 @@ class AFPacketPort(Port):
                 self._left, self._next = num, base + first
             nxt, _sec, _nsec, snaplen, wirelen, _status, mac, _net = _PKT_HDR.unpack_from(ring, self._next)
             start = self._next + mac
-            n = min(snaplen, len(buf))
+            n = int(min(snaplen, len(buf)))
             buf[:n] = ring[start:start + n]
             self._left -= 1
             self._next += nxt

@@ -38,7 +38,7 @@ def checksum(data: bytes | bytearray | memoryview) -> int:
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    return int(~total & 0xFFFF)
 
 
 def arp_frame(op: int, src_mac: bytes, src_ip: IPv4Address, dst_mac: bytes, dst_ip: IPv4Address, *,

@@ -110,6 +110,8 @@ class _LoopBase:
         self.neigh = NeighResolver(self.ports, self._set_nexthop, self.send, log=log)
         self.slow = SlowPath(self.ports, learn=self.neigh.learn, log=log if verbose else None)
         self.hk = _Housekeeping()
+        #: called once a second with now (seconds): e.g. the rate estimator when no control socket feeds it
+        self.tick_hooks: list[Callable[[float], None]] = []
         self.stopping = False
         for p in self.ports:
             core.set_port(p.index, p.mac, p.addr.ip, p.mtu)
@@ -145,6 +147,8 @@ class _LoopBase:
             self.hk.next_tick = now + self.hk.interval
             self.core.tick(now_ns)
             self.neigh.poll()
+            for hook in self.tick_hooks:
+                hook(now)
 
     def handle_slow(self, frame: bytes | bytearray | memoryview, port: int) -> None:
         reply = self.slow.handle(frame, port)
@@ -232,7 +236,7 @@ class Dataplane(_LoopBase):
 
     def step(self) -> int:
         now = self.clock_ns()
-        n = self.lib.lb_pump(self.core.ptr, self.pump, self.budget, self.timeout_ms, now)
+        n: int = self.lib.lb_pump(self.core.ptr, self.pump, self.budget, self.timeout_ms, now)
         if n < 0:
             raise OSError(-n, "lb_pump")
         self.frames += n
