@@ -14,10 +14,17 @@ Services on the VIP (scheduler rr):
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP
+from scapy.layers.inet6 import (
+    ICMPv6DestUnreach,
+    ICMPv6EchoRequest,
+    ICMPv6TimeExceeded,
+    IPv6,
+    IPv6ExtHdrFragment,
+)
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Packet, Raw
 
@@ -34,6 +41,9 @@ VIP = "10.0.0.100"
 LB1_IP = "10.1.0.1"
 RIP1 = "10.1.0.11"
 RIP2 = "10.1.0.12"
+CIP6 = "fd00::2"
+VIP6 = "fd00::100"
+RIP6 = "fd01::11"
 CPORT = 40000
 MTU = 1500
 
@@ -60,6 +70,14 @@ TUN_SVC = tcp_key(TUN_PORT)
 NODEST_SVC = tcp_key(NODEST_PORT)
 NOROUTE_SVC = tcp_key(NOROUTE_PORT)
 
+
+def tcp6_key(port: int) -> model.ServiceKey:
+    return model.ServiceKey(model.Proto.TCP, IPv6Address(VIP6), port)
+
+
+NAT6_SVC = tcp6_key(NAT_PORT)
+UDP6_SVC = model.ServiceKey(model.Proto.UDP, IPv6Address(VIP6), UDP_PORT)
+
 #: (service, dests as (address, port, fwd), next hop known?) - what `configure` sets up.
 SERVICES: tuple[tuple[model.ServiceKey, tuple[tuple[str, int, model.Fwd], ...], bool], ...] = (
     (NAT_SVC, ((RIP1, NAT_RPORT, model.Fwd.MASQ),), True),
@@ -68,6 +86,11 @@ SERVICES: tuple[tuple[model.ServiceKey, tuple[tuple[str, int, model.Fwd], ...], 
     (TUN_SVC, ((RIP1, TUN_PORT, model.Fwd.TUNNEL),), True),
     (NODEST_SVC, (), True),
     (NOROUTE_SVC, ((RIP2, NOROUTE_PORT, model.Fwd.MASQ),), False),
+    (NAT6_SVC, ((RIP6, NAT_RPORT, model.Fwd.MASQ),), True),
+    (UDP6_SVC, ((RIP6, UDP_PORT, model.Fwd.MASQ),), True),
+    (tcp6_key(DR_PORT), ((RIP6, DR_PORT, model.Fwd.DROUTE),), True),
+    (tcp6_key(TUN_PORT), ((RIP6, TUN_PORT, model.Fwd.TUNNEL),), True),
+    (tcp6_key(NODEST_PORT), (), True),
 )
 
 
@@ -78,10 +101,10 @@ def configure(engine: Any, mtu: int = MTU, sched: str = "rr") -> None:
     for key, dests, routed in SERVICES:
         engine.add_service(model.Service(key, sched))
         for addr, port, fwd in dests:
-            engine.add_dest(key, model.Dest(IPv4Address(addr), port, fwd))
+            engine.add_dest(key, model.Dest(ip_address(addr), port, fwd))
             if routed:
-                rs_mac = RS1_MAC if addr == RIP1 else RS2_MAC
-                engine.set_nexthop(key, model.DestKey(IPv4Address(addr), port), 1, mac(rs_mac))
+                rs_mac = RS2_MAC if addr == RIP2 else RS1_MAC
+                engine.set_nexthop(key, model.DestKey(ip_address(addr), port), 1, mac(rs_mac))
 
 
 def client(vlan: int | None = None) -> Packet:
@@ -294,3 +317,36 @@ bad_totlen_in = client() / IP(src=CIP, dst=VIP, len=200) / UDP(sport=CPORT, dpor
 not_syn_in = client() / IP(src=CIP, dst=VIP, ttl=64) / TCP(sport=CPORT + 9, dport=NAT_PORT, flags="A")
 synfin_in = client() / IP(src=CIP, dst=VIP, ttl=64) / TCP(sport=CPORT + 9, dport=NAT_PORT, flags="SF")
 noflags_in = client() / IP(src=CIP, dst=VIP, ttl=64) / TCP(sport=CPORT + 9, dport=NAT_PORT, flags=0)
+
+
+def icmp6_error(outer: Packet, quoted: bytes) -> Packet:
+    """An ICMPv6 error as the balancer builds it: 1280 bytes at most."""
+    return outer / Raw(quoted[:1232])
+
+
+# ---- IPv6 ----
+nat6_syn_in = (
+    client() / IPv6(src=CIP6, dst=VIP6, hlim=64) / TCP(sport=CPORT, dport=NAT_PORT, flags="S", seq=1000)
+)
+nat6_syn_out = (
+    to_rs1() / IPv6(src=CIP6, dst=RIP6, hlim=63) / TCP(sport=CPORT, dport=NAT_RPORT, flags="S", seq=1000)
+)
+nat6_reply_in = from_rs1() / IPv6(src=RIP6, dst=CIP6, hlim=64) / TCP(sport=NAT_RPORT, dport=CPORT, flags="SA")
+nat6_reply_out = (
+    to_client() / IPv6(src=VIP6, dst=CIP6, hlim=63) / TCP(sport=NAT_PORT, dport=CPORT, flags="SA")
+)
+udp6_in = client() / IPv6(src=CIP6, dst=VIP6, hlim=64) / UDP(sport=CPORT, dport=UDP_PORT) / b"query"
+udp6_out = to_rs1() / IPv6(src=CIP6, dst=RIP6, hlim=63) / UDP(sport=CPORT, dport=UDP_PORT) / b"query"
+dr6_syn_in = client() / IPv6(src=CIP6, dst=VIP6, hlim=64) / TCP(sport=CPORT, dport=DR_PORT, flags="S")
+dr6_syn_out = to_rs1() / IPv6(src=CIP6, dst=VIP6, hlim=63) / TCP(sport=CPORT, dport=DR_PORT, flags="S")
+tun6_syn_in = client() / IPv6(src=CIP6, dst=VIP6, hlim=64) / TCP(sport=CPORT, dport=TUN_PORT, flags="S")
+hlim1_in = client() / IPv6(src=CIP6, dst=VIP6, hlim=1) / TCP(sport=CPORT + 4, dport=NAT_PORT, flags="S")
+hlim1_out = icmp6_error(
+    to_client() / IPv6(src=VIP6, dst=CIP6, hlim=64) / ICMPv6TimeExceeded(code=0), bytes(hlim1_in[IPv6])
+)
+nodest6_in = client() / IPv6(src=CIP6, dst=VIP6, hlim=64) / TCP(sport=CPORT, dport=NODEST_PORT, flags="S")
+nodest6_out = icmp6_error(
+    to_client() / IPv6(src=VIP6, dst=CIP6, hlim=64) / ICMPv6DestUnreach(code=4), bytes(nodest6_in[IPv6])
+)
+frag6_in = client() / IPv6(src=CIP6, dst=VIP6) / IPv6ExtHdrFragment(m=1) / UDP(sport=CPORT, dport=UDP_PORT)
+echo6_in = client() / IPv6(src=CIP6, dst=VIP6) / ICMPv6EchoRequest()

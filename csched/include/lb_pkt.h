@@ -22,6 +22,15 @@
 #define LB_IPPROTO_IPIP 4
 #define LB_IPPROTO_TCP 6
 #define LB_IPPROTO_UDP 17
+#define LB_IPPROTO_FRAGMENT 44
+#define LB_IPPROTO_ICMPV6 58
+#define LB_IP6_HLEN 40
+#define LB_ICMP6_DEST_UNREACH 1
+#define LB_ICMP6_PKT_TOOBIG 2
+#define LB_ICMP6_TIME_EXCEED 3
+#define LB_ICMP6_PORT_UNREACH 4
+/* icmp6_send's limit: the whole error datagram fits in the IPv6 minimum MTU. */
+#define LB_ICMP6_ERR_MAX 1280
 #define LB_IP_DF 0x4000
 #define LB_IP_MF 0x2000
 #define LB_IP_OFFMASK 0x1FFF
@@ -88,6 +97,10 @@ uint16_t lb_csum_replace(uint16_t check, const uint8_t *old, const uint8_t *new_
 /* Turn p into an ICMP error about itself (icmp_send): type/code/info, source saddr (network
  * order), back out of the port it came in on to the MAC it came from.  Verdict TX. */
 void lb_icmp4_send(struct lb_pkt *p, uint8_t type, uint8_t code, uint32_t info, uint32_t saddr,
+		   uint8_t reason);
+/* The IPv6 counterpart (icmp6_send): ICMPv6 type/code/info from saddr (16 bytes), at most 1280 bytes,
+ * hop limit 64, traffic class 0. */
+void lb_icmp6_send(struct lb_pkt *p, uint8_t type, uint8_t code, uint32_t info, const uint8_t *saddr,
 		   uint8_t reason);
 /* An ICMP packet: errors quoting a tracked connection are rewritten and forwarded
  * (ip_vs_in_icmp / ip_vs_out_icmp), everything else is passed. */

@@ -35,11 +35,18 @@ bool lb_xmit_nexthop(struct lb_core *core, struct lb_pkt *p, const struct lb_des
 bool lb_xmit_ttl(struct lb_pkt *p, uint32_t icmp_src);
 /* DF and longer than mtu: ICMP fragmentation needed (mtu) to the sender; longer without DF: drop. */
 bool lb_xmit_mtu(struct lb_pkt *p, uint32_t mtu, uint32_t icmp_src);
+/* IPv6: hop limit <= 1 -> ICMPv6 time exceeded from icmp_src (NULL: no address to send from -> drop);
+ * else decrement (no header checksum in IPv6). */
+bool lb_xmit_hop6(struct lb_pkt *p, const uint8_t *icmp_src);
+/* IPv6 never fragments on the way: longer than mtu -> ICMPv6 packet too big (mtu), or drop without
+ * an address to send it from. */
+bool lb_xmit_mtu6(struct lb_pkt *p, uint32_t mtu, const uint8_t *icmp_src);
 /* Ethernet addresses for the next hop; ends the frame at the IP total length; verdict TX. */
 void lb_xmit_l2(struct lb_core *core, struct lb_pkt *p, int port, const uint8_t *dst_mac);
 /* xmit_nat.c: rewrite the destination (dst) or source address:port of a TCP/UDP packet, fixing the
  * L4 checksum incrementally and the IP header checksum. */
 void lb_nat_rewrite(struct lb_pkt *p, bool dst, const union lb_addr *addr, uint16_t port_net);
+void lb_nat6_rewrite(struct lb_pkt *p, bool dst, const union lb_addr *addr, uint16_t port_net);
 /* The ICMP source the balancer uses for errors about packet p: the address the packet was sent to
  * when that is one of ours (a virtual service), else our address on the port it came in on. */
 uint32_t lb_xmit_icmp_src(const struct lb_core *core, const struct lb_pkt *p, bool to_vip);

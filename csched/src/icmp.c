@@ -78,6 +78,60 @@ void lb_icmp4_send(struct lb_pkt *p, uint8_t type, uint8_t code, uint32_t info, 
 	lb_pkt_verdict(p, LB_VERDICT_TX, reason);
 }
 
+#define LB_ICMP6_QUOTE_MAX (LB_ICMP6_ERR_MAX - LB_IP6_HLEN - LB_ICMP_HLEN)
+
+void lb_icmp6_send(struct lb_pkt *p, uint8_t type, uint8_t code, uint32_t info, const uint8_t *saddr,
+		   uint8_t reason)
+{
+	uint8_t *d = p->data, *ip = lb_pkt_ip(p);
+	uint8_t osrc[16], src[16];
+	memcpy(osrc, ip + 8, 16);
+	memcpy(src, saddr, 16);
+	static const uint8_t zero[16];
+	if (p->icmp_err || osrc[0] == 0xFF || memcmp(osrc, zero, 16) == 0) {
+		lb_pkt_verdict(p, LB_VERDICT_DROP, reason);
+		return;
+	}
+	uint32_t quote = p->ip_len;
+	if (quote > LB_ICMP6_QUOTE_MAX)
+		quote = LB_ICMP6_QUOTE_MAX;
+	uint32_t avail = p->room - p->l3_off - LB_IP6_HLEN - LB_ICMP_HLEN;
+	if (quote > avail)
+		quote = avail;
+	memmove(ip + LB_IP6_HLEN + LB_ICMP_HLEN, ip, quote);
+
+	uint8_t mac[6];
+	memcpy(mac, d, 6);
+	memcpy(d, d + 6, 6);
+	memcpy(d + 6, mac, 6);
+
+	uint16_t plen = (uint16_t)(LB_ICMP_HLEN + quote);
+	memset(ip, 0, 8);
+	ip[0] = 0x60;
+	lb_put16(ip + 4, plen);
+	ip[6] = LB_IPPROTO_ICMPV6;
+	ip[7] = LB_IP_DEFAULT_TTL;
+	memcpy(ip + 8, src, 16);
+	memcpy(ip + 24, osrc, 16);
+
+	uint8_t *ic = ip + LB_IP6_HLEN;
+	ic[0] = type;
+	ic[1] = code;
+	lb_put16(ic + 2, 0);
+	lb_put16(ic + 4, (uint16_t)(info >> 16));
+	lb_put16(ic + 6, (uint16_t)info);
+	uint32_t sum = lb_csum_add(0, ip + 8, 32);
+	sum += plen;
+	sum += LB_IPPROTO_ICMPV6;
+	lb_put16(ic + 2, lb_csum_fold(lb_csum_add(sum, ic, plen)));
+
+	p->ip_len = (uint16_t)(LB_IP6_HLEN + plen);
+	p->l4_off = (uint16_t)(p->l3_off + LB_IP6_HLEN);
+	p->len = (uint32_t)p->l3_off + p->ip_len;
+	p->out_port = p->in_port;
+	lb_pkt_verdict(p, LB_VERDICT_TX, reason);
+}
+
 /* ip_vs_nat_icmp: in = client side (to the real server), else real server side (to the client). */
 static void icmp_nat_rewrite(struct lb_pkt *p, uint8_t *q, uint32_t qihl, const struct lb_conn *cp, bool in)
 {

@@ -3,7 +3,11 @@
  * into struct lb_pkt (kernel ip_rcv's header checks + ip_vs_fill_iph_skb).  Every read is preceded
  * by a length check against the frame; nothing is written.  lb/fwd/parse.py is the Python twin.
  *
- * What is not for the fast path is passed (ARP, IPv6, other ethertypes and IP protocols) and what
+ * IPv6: the fixed header followed directly by TCP or UDP is handled; a fragment header is dropped
+ * (LB_R_FRAGMENT); ICMPv6 (neighbour discovery, echo, errors) and any other extension header go to
+ * the slow path.
+ *
+ * What is not for the fast path is passed (ARP, other ethertypes and IP protocols) and what
  * is broken is dropped with its reason.  IPv4 options are honoured (the L4 header is found with the
  * IHL) and forwarded untouched.  Fragments are dropped (LB_R_FRAGMENT): the balancer keeps no
  * reassembly state, and non-first fragments carry no ports to find their connection by.  L4
@@ -53,6 +57,34 @@ static bool parse_l4(struct lb_pkt *p, const uint8_t *l4, uint32_t l4len)
 	}
 }
 
+/* step 3b (IPv6): the fixed header; no header checksum in IPv6 */
+static bool parse_ip6(struct lb_pkt *p, uint32_t off)
+{
+	const uint8_t *d = p->data;
+	if (p->len < off + LB_IP6_HLEN)
+		return drop(p, LB_R_PARSE_SHORT);
+	const uint8_t *ip = d + off;
+	if ((ip[0] >> 4) != 6)
+		return drop(p, LB_R_PARSE_IP_VERSION);
+	uint32_t plen = lb_get16(ip + 4);
+	if (off + LB_IP6_HLEN + plen > p->len)
+		return drop(p, LB_R_PARSE_TOTLEN);
+	uint8_t nh = ip[6];
+	if (nh == LB_IPPROTO_FRAGMENT)
+		return drop(p, LB_R_FRAGMENT);
+	if (nh != LB_IPPROTO_TCP && nh != LB_IPPROTO_UDP)
+		return pass(p, LB_R_SLOW_PATH);
+	p->l3_off = (uint16_t)off;
+	p->l4_off = (uint16_t)(off + LB_IP6_HLEN);
+	p->ip_len = (uint16_t)(LB_IP6_HLEN + plen);
+	p->proto = nh;
+	p->key.af = LB_AF_INET6;
+	p->key.proto = nh;
+	memcpy(p->key.saddr.b, ip + 8, 16);
+	memcpy(p->key.daddr.b, ip + 24, 16);
+	return parse_l4(p, ip + LB_IP6_HLEN, plen);
+}
+
 bool lb_parse(struct lb_pkt *p)
 {
 	const uint8_t *d = p->data;
@@ -75,8 +107,10 @@ bool lb_parse(struct lb_pkt *p)
 		type = lb_get16(d + 16);
 		off += LB_VLAN_HLEN;
 	}
-	if (type == LB_ETH_P_ARP || type == LB_ETH_P_IPV6)
+	if (type == LB_ETH_P_ARP)
 		return pass(p, LB_R_SLOW_PATH);
+	if (type == LB_ETH_P_IPV6)
+		return parse_ip6(p, off);
 	if (type != LB_ETH_P_IP)
 		return pass(p, LB_R_PARSE_L2);
 

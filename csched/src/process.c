@@ -16,7 +16,8 @@
  * - counters as ip_vs_conn_stats (schedule.c) / ip_vs_in_stats / ip_vs_out_stats: conns on creation; packets
  *   and bytes (IP total length) in on client->server, out on server->client, counted only while the
  *   dest is available, before the transmitter runs.
- * - IPv6 is passed to the slow path (LB_R_SLOW_PATH) for now.
+ * - IPv6: TCP/UDP right behind the fixed header, NAT and DR (TUN and ICMPv6 go to the slow path);
+ *   errors are ICMPv6 from the VIP (time exceeded, packet too big, port unreachable).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -173,7 +174,7 @@ static void process_one(struct lb_core *core, struct lb_pkt *p, uint64_t now)
 		return;
 	}
 	/* step 5 */
-	struct lb_service *svc = lb_svc_find(core, LB_AF_INET, p->proto, &p->key.daddr, p->key.dport);
+	struct lb_service *svc = lb_svc_find(core, p->key.af, p->proto, &p->key.daddr, p->key.dport);
 	if (!svc) {
 		lb_pkt_verdict(p, LB_VERDICT_PASS, LB_R_NO_SERVICE);
 		return;
@@ -192,7 +193,9 @@ static void process_one(struct lb_core *core, struct lb_pkt *p, uint64_t now)
 	int reason = LB_R_NO_DEST;
 	cp = lb_conn_schedule(core, svc, &p->key, now, &reason);
 	if (!cp) {
-		if (reason == LB_R_NO_DEST)
+		if (reason == LB_R_NO_DEST && p->key.af == LB_AF_INET6)
+			lb_icmp6_send(p, LB_ICMP6_DEST_UNREACH, LB_ICMP6_PORT_UNREACH, 0, p->key.daddr.b, LB_R_NO_DEST);
+		else if (reason == LB_R_NO_DEST)
 			lb_icmp4_send(p, LB_ICMP_DEST_UNREACH, LB_ICMP_PORT_UNREACH, 0, p->key.daddr.ip, LB_R_NO_DEST);
 		else if (reason == LB_R_NO_SERVICE)	/* not scheduled (FTP data): left alone */
 			lb_pkt_verdict(p, LB_VERDICT_PASS, LB_R_NO_SERVICE);

@@ -47,6 +47,31 @@ bool lb_xmit_mtu(struct lb_pkt *p, uint32_t mtu, uint32_t icmp_src)
 	return false;
 }
 
+bool lb_xmit_hop6(struct lb_pkt *p, const uint8_t *icmp_src)
+{
+	uint8_t *ip = lb_pkt_ip(p);
+	if (ip[7] <= 1) {
+		if (icmp_src)
+			lb_icmp6_send(p, LB_ICMP6_TIME_EXCEED, 0, 0, icmp_src, LB_R_TTL);
+		else
+			lb_pkt_verdict(p, LB_VERDICT_DROP, LB_R_TTL);
+		return false;
+	}
+	ip[7]--;
+	return true;
+}
+
+bool lb_xmit_mtu6(struct lb_pkt *p, uint32_t mtu, const uint8_t *icmp_src)
+{
+	if (p->ip_len <= mtu)
+		return true;
+	if (icmp_src && !p->icmp_err)
+		lb_icmp6_send(p, LB_ICMP6_PKT_TOOBIG, 0, mtu, icmp_src, LB_R_MTU);
+	else
+		lb_pkt_verdict(p, LB_VERDICT_DROP, LB_R_MTU);
+	return false;
+}
+
 void lb_xmit_l2(struct lb_core *core, struct lb_pkt *p, int port, const uint8_t *dst_mac)
 {
 	memcpy(p->data, dst_mac, 6);

@@ -32,8 +32,58 @@ void lb_nat_rewrite(struct lb_pkt *p, bool dst, const union lb_addr *addr, uint1
 	lb_ip4_send_check(ip);
 }
 
+void lb_nat6_rewrite(struct lb_pkt *p, bool dst, const union lb_addr *addr, uint16_t port_net)
+{
+	uint8_t *ip = lb_pkt_ip(p), *l4 = lb_pkt_l4(p);
+	uint32_t aoff = dst ? 24 : 8, poff = dst ? 2 : 0;
+	uint8_t old[18], new_[18];
+	memcpy(old, ip + aoff, 16);
+	memcpy(old + 16, l4 + poff, 2);
+	memcpy(new_, addr->b, 16);
+	memcpy(new_ + 16, &port_net, 2);
+	if (p->proto == LB_IPPROTO_TCP) {
+		lb_put16(l4 + 16, lb_csum_replace(lb_get16(l4 + 16), old, new_, 9));
+	} else if (p->proto == LB_IPPROTO_UDP) {
+		uint16_t check = lb_get16(l4 + 6);
+		if (check) {
+			check = lb_csum_replace(check, old, new_, 9);
+			lb_put16(l4 + 6, check ? check : 0xFFFF);
+		}
+	}
+	memcpy(l4 + poff, &port_net, 2);
+	memcpy(ip + aoff, addr->b, 16);
+}
+
+/* IPv6 (ip_vs_nat_xmit_v6): hop limit instead of TTL, "packet too big" instead of fragmenting.  The
+ * balancer has no IPv6 address of its own on a port, so errors about replies are not sent (drop). */
+static void masq6_xmit(struct lb_core *core, struct lb_pkt *p, struct lb_conn *cp)
+{
+	if (!lb_xmit_nexthop(core, p, cp->dest))
+		return;
+	uint8_t vip[16];
+	memcpy(vip, p->key.daddr.b, 16);
+	int port = cp->dest->nh_port;
+	if (!lb_xmit_hop6(p, vip) || !lb_xmit_mtu6(p, core->ports[port].mtu, vip))
+		return;
+	lb_nat6_rewrite(p, true, &cp->daddr, cp->dport);
+	lb_xmit_l2(core, p, port, cp->dest->nh_mac);
+}
+
+static void masq6_xmit_reply(struct lb_core *core, struct lb_pkt *p, struct lb_conn *cp)
+{
+	int port = cp->cl_port < LB_MAX_PORTS ? cp->cl_port : 0;
+	if (!lb_xmit_hop6(p, NULL) || !lb_xmit_mtu6(p, core->ports[port].mtu, NULL))
+		return;
+	lb_nat6_rewrite(p, false, &cp->vaddr, cp->vport);
+	lb_xmit_l2(core, p, port, cp->cl_mac);
+}
+
 static void masq_xmit(struct lb_core *core, struct lb_pkt *p, struct lb_conn *cp)
 {
+	if (p->key.af == LB_AF_INET6) {
+		masq6_xmit(core, p, cp);
+		return;
+	}
 	if (!lb_xmit_nexthop(core, p, cp->dest))
 		return;
 	uint32_t src = lb_xmit_icmp_src(core, p, true);
@@ -46,6 +96,10 @@ static void masq_xmit(struct lb_core *core, struct lb_pkt *p, struct lb_conn *cp
 
 static void masq_xmit_reply(struct lb_core *core, struct lb_pkt *p, struct lb_conn *cp)
 {
+	if (p->key.af == LB_AF_INET6) {
+		masq6_xmit_reply(core, p, cp);
+		return;
+	}
 	uint32_t src = lb_xmit_icmp_src(core, p, false);
 	int port = cp->cl_port < LB_MAX_PORTS ? cp->cl_port : 0;
 	uint8_t *ip = lb_pkt_ip(p);

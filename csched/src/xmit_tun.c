@@ -8,7 +8,8 @@
  *   inner ID so that the result is reproducible.
  * The MTU check uses the egress MTU minus 20: too big with DF -> ICMP fragmentation needed quoting
  * MTU - 20 to the client.  The inner packet moves 20 bytes up inside the batch slot (the stride is
- * the headroom); if it does not fit the packet is dropped (LB_R_MTU).  lb/fwd/tun.py is the twin.
+ * the headroom); if it does not fit the packet is dropped (LB_R_MTU).  IPv6 conns: passed to the
+ * slow path (IPv6-in-IPv6 needs a port IPv6 address).  lb/fwd/tun.py is the twin.
  */
 #include "lb_xmit.h"
 
@@ -22,6 +23,11 @@ static uint8_t ecn_encapsulate(uint8_t ds)
 
 static void tunnel_xmit(struct lb_core *core, struct lb_pkt *p, struct lb_conn *cp)
 {
+	/* IPv6 services would need IPv6-in-IPv6 from an IPv6 port address, which ports do not have */
+	if (p->key.af == LB_AF_INET6) {
+		lb_pkt_verdict(p, LB_VERDICT_PASS, LB_R_SLOW_PATH);
+		return;
+	}
 	if (!lb_xmit_nexthop(core, p, cp->dest))
 		return;
 	uint32_t src = lb_xmit_icmp_src(core, p, true);

@@ -16,12 +16,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, ip_address
 
 from lb import model
 from lb.conn.ref import CL, CONN_F_ONE_PACKET, FTPDATA, TW, RefConn, RefConnTable
 from lb.fwd import BY_FWD, icmp
-from lb.fwd.parse import IPPROTO_ICMP, IPPROTO_TCP, TCP_FIN, TCP_RST, TCP_SYN, Pkt, Reason, Verdict, parse
+from lb.fwd.parse import (
+    AF_INET6,
+    IPPROTO_ICMP,
+    IPPROTO_TCP,
+    TCP_FIN,
+    TCP_RST,
+    TCP_SYN,
+    Pkt,
+    Reason,
+    Verdict,
+    parse,
+)
 from lb.fwd.xmit import MAX_PORTS
 from lb.sched.ref import RefDest, RefFlow, RefService, SchedRng, service_from_model
 from lb.sched.ref.base import DEST_F_AVAILABLE
@@ -180,11 +191,11 @@ class PythonEngine:
 
     @staticmethod
     def _flow(p: Pkt) -> RefFlow:
-        return RefFlow(IPv4Address(p.saddr), p.sport, IPv4Address(p.daddr), p.dport, model.Proto(p.proto))
+        return RefFlow(ip_address(p.saddr), p.sport, ip_address(p.daddr), p.dport, model.Proto(p.proto))
 
     def _lookup_out(self, proto: int, saddr: bytes, sport: int, daddr: bytes, dport: int) -> RefConn | None:
         """The conn a real server's packet (RIP:rport -> client) belongs to (lb_conn_lookup_out)."""
-        s, d = IPv4Address(saddr), IPv4Address(daddr)
+        s, d = ip_address(saddr), ip_address(daddr)
         for c in self.table.conns.values():
             if c.proto == proto and c.cport == dport and c.dport == sport and c.caddr == d and c.daddr == s:
                 return c
@@ -279,6 +290,10 @@ class PythonEngine:
                 p.set_verdict(Verdict.PASS, Reason.NO_SERVICE)
             elif self.table.refused != refused:
                 p.set_verdict(Verdict.DROP, Reason.CONN_FULL)
+            elif p.af == AF_INET6:
+                icmp.icmp6_send(
+                    p, icmp.ICMP6_DEST_UNREACH, icmp.ICMP6_PORT_UNREACH, 0, p.daddr, Reason.NO_DEST
+                )
             else:
                 icmp.icmp4_send(p, icmp.ICMP_DEST_UNREACH, icmp.ICMP_PORT_UNREACH, 0, p.daddr, Reason.NO_DEST)
             return

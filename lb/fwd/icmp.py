@@ -86,6 +86,40 @@ def icmp4_send(p: Pkt, icmp_type: int, code: int, info: int, saddr: bytes, reaso
     p.set_verdict(Verdict.TX, reason)
 
 
+ICMP6_DEST_UNREACH = 1
+ICMP6_PKT_TOOBIG = 2
+ICMP6_TIME_EXCEED = 3
+ICMP6_PORT_UNREACH = 4
+ICMP6_ERR_MAX = 1280
+ICMP6_QUOTE_MAX = ICMP6_ERR_MAX - 40 - ICMP_HLEN
+IPPROTO_ICMPV6 = 58
+
+
+def icmp6_send(p: Pkt, icmp_type: int, code: int, info: int, saddr: bytes, reason: Reason) -> None:  # noqa: PLR0917
+    """The IPv6 counterpart (icmp6_send): at most 1280 bytes, hop limit 64, traffic class and flow label 0."""
+    b, ip = p.buf, p.l3_off
+    osrc = bytes(b[ip + 8 : ip + 24])
+    if p.icmp_err or osrc[0] == 0xFF or osrc == bytes(16):
+        p.set_verdict(Verdict.DROP, reason)
+        return
+    quote = min(p.ip_len, ICMP6_QUOTE_MAX, p.room - ip - 40 - ICMP_HLEN)
+    b[ip + 48 : ip + 48 + quote] = b[ip : ip + quote]
+    b[0:6], b[6:12] = b[6:12], b[0:6]
+    plen = ICMP_HLEN + quote
+    b[ip : ip + 40] = (
+        b"\x60\0\0\0" + plen.to_bytes(2, "big") + bytes((IPPROTO_ICMPV6, IP_DEFAULT_TTL)) + saddr + osrc
+    )
+    ic = ip + 40
+    b[ic : ic + ICMP_HLEN] = bytes((icmp_type, code, 0, 0)) + (info & 0xFFFFFFFF).to_bytes(4, "big")
+    total = csum_add(0, b, ip + 8, 32) + plen + IPPROTO_ICMPV6
+    put16(b, ic + 2, csum_fold(csum_add(total, b, ic, plen)))
+    p.ip_len = 40 + plen
+    p.l4_off = ip + 40
+    p.length = ip + p.ip_len
+    p.out_port = p.in_port
+    p.set_verdict(Verdict.TX, reason)
+
+
 def nat_rewrite(p: Pkt, q: int, qihl: int, cp: ConnLike, inbound: bool) -> None:
     """ip_vs_nat_icmp: the outer and the quoted addresses (and the quoted port) of a NAT connection."""
     b, ip, ic = p.buf, p.l3_off, p.l4_off

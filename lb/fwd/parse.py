@@ -7,7 +7,9 @@ being built.  `parse` checks every length before it reads, as the C code does:
   PARSE_IHL; total length below the header or beyond the frame -> DROP PARSE_TOTLEN; header checksum wrong ->
   DROP PARSE_CSUM; a fragment (MF or an offset) -> DROP FRAGMENT (no reassembly; later fragments have no
   ports).
-- ARP and IPv6 -> PASS SLOW_PATH; other ethertypes -> PASS PARSE_L2; IP protocols other than TCP/UDP/ICMP ->
+- IPv6: TCP/UDP right behind the fixed header; a fragment header -> DROP FRAGMENT; ICMPv6 and other extension
+  headers -> PASS SLOW_PATH.
+- ARP -> PASS SLOW_PATH; other ethertypes -> PASS PARSE_L2; IP protocols other than TCP/UDP/ICMP ->
   PASS NO_SERVICE.
 - IPv4 options are honoured: the TCP/UDP header is found with the IHL, and the options are forwarded
   untouched.
@@ -63,6 +65,11 @@ IPPROTO_ICMP = 1
 IPPROTO_IPIP = 4
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
+IPPROTO_FRAGMENT = 44
+IPPROTO_ICMPV6 = 58
+IP6_HLEN = 40
+AF_INET = 2
+AF_INET6 = 10
 IP_DF = 0x4000
 IP_MF = 0x2000
 IP_OFFMASK = 0x1FFF
@@ -88,6 +95,7 @@ class Pkt:
     length: int
     room: int
     in_port: int = 0
+    af: int = AF_INET
     l3_off: int = 0
     l4_off: int = 0
     ip_len: int = 0
@@ -140,12 +148,39 @@ def _parse_l4(p: Pkt, off: int, l4len: int) -> bool:
     return _pass(p, Reason.NO_SERVICE)
 
 
+def _parse_ip6(p: Pkt, off: int) -> bool:
+    """The IPv6 fixed header with TCP/UDP right behind it; a fragment header drops, anything else (ICMPv6,
+    other extension headers) goes to the slow path.  No header checksum in IPv6."""
+    b = p.buf
+    if p.length < off + IP6_HLEN:
+        return _drop(p, Reason.PARSE_SHORT)
+    if b[off] >> 4 != 6:
+        return _drop(p, Reason.PARSE_IP_VERSION)
+    plen = get16(b, off + 4)
+    if off + IP6_HLEN + plen > p.length:
+        return _drop(p, Reason.PARSE_TOTLEN)
+    nh = b[off + 6]
+    if nh == IPPROTO_FRAGMENT:
+        return _drop(p, Reason.FRAGMENT)
+    if nh not in (IPPROTO_TCP, IPPROTO_UDP):
+        return _pass(p, Reason.SLOW_PATH)
+    p.l3_off = off
+    p.l4_off = off + IP6_HLEN
+    p.ip_len = IP6_HLEN + plen
+    p.proto = nh
+    p.af = AF_INET6
+    p.saddr = bytes(b[off + 8 : off + 24])
+    p.daddr = bytes(b[off + 24 : off + 40])
+    return _parse_l4(p, off + IP6_HLEN, plen)
+
+
 def parse(p: Pkt) -> bool:
     """Fill p's header offsets and flow key; False (with p's verdict set) when the path stops here."""
     b, n = p.buf, p.length
     p.saddr = p.daddr = b"\0\0\0\0"
     p.sport = p.dport = p.tcp_flags = p.proto = p.out_port = 0
     p.icmp_err = False
+    p.af = AF_INET
 
     # step 3a: Ethernet, one optional 802.1Q tag
     if n < ETH_HLEN:
@@ -157,8 +192,10 @@ def parse(p: Pkt) -> bool:
             return _drop(p, Reason.PARSE_SHORT)
         etype = get16(b, 16)
         off += VLAN_HLEN
-    if etype in (ETH_P_ARP, ETH_P_IPV6):
+    if etype == ETH_P_ARP:
         return _pass(p, Reason.SLOW_PATH)
+    if etype == ETH_P_IPV6:
+        return _parse_ip6(p, off)
     if etype != ETH_P_IP:
         return _pass(p, Reason.PARSE_L2)
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from lb.fwd import xmit
 from lb.fwd.csum import ip4_send_check
-from lb.fwd.parse import IP_DF, IPPROTO_IPIP, Pkt, Reason, Verdict, get16, put16
+from lb.fwd.parse import AF_INET6, IP_DF, IPPROTO_IPIP, Pkt, Reason, Verdict, get16, put16
 
 IPIP_HLEN = 20
 
@@ -26,6 +26,9 @@ def ecn_encapsulate(ds: int) -> int:
 
 
 def xmit_in(ports: Sequence[xmit.PortLike], p: Pkt, cp: xmit.ConnLike) -> None:
+    if p.af == AF_INET6:  # IPv6-in-IPv6 would need an IPv6 port address: the slow path
+        p.set_verdict(Verdict.PASS, Reason.SLOW_PATH)
+        return
     dest = cp.xdest
     if dest is None or not xmit.nexthop(p, dest):
         return

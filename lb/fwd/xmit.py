@@ -12,7 +12,16 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from lb.fwd.csum import ip4_send_check
-from lb.fwd.icmp import ICMP_DEST_UNREACH, ICMP_EXC_TTL, ICMP_FRAG_NEEDED, ICMP_TIME_EXCEEDED, icmp4_send
+from lb.fwd.icmp import (
+    ICMP6_PKT_TOOBIG,
+    ICMP6_TIME_EXCEED,
+    ICMP_DEST_UNREACH,
+    ICMP_EXC_TTL,
+    ICMP_FRAG_NEEDED,
+    ICMP_TIME_EXCEEDED,
+    icmp4_send,
+    icmp6_send,
+)
 from lb.fwd.parse import IP_DF, Pkt, Reason, Verdict, get16
 
 MAX_PORTS = 8
@@ -73,6 +82,30 @@ def mtu(p: Pkt, limit: int, icmp_src: bytes) -> bool:
         return True
     if get16(p.buf, p.l3_off + 6) & IP_DF and not p.icmp_err:
         icmp4_send(p, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, limit, icmp_src, Reason.MTU)
+    else:
+        p.set_verdict(Verdict.DROP, Reason.MTU)
+    return False
+
+
+def hop6(p: Pkt, icmp_src: bytes | None) -> bool:
+    """IPv6 hop limit <= 1: ICMPv6 time exceeded (or a drop with no address to send it from); else - 1."""
+    b, ip = p.buf, p.l3_off
+    if b[ip + 7] <= 1:
+        if icmp_src is not None:
+            icmp6_send(p, ICMP6_TIME_EXCEED, 0, 0, icmp_src, Reason.TTL)
+        else:
+            p.set_verdict(Verdict.DROP, Reason.TTL)
+        return False
+    b[ip + 7] -= 1
+    return True
+
+
+def mtu6(p: Pkt, limit: int, icmp_src: bytes | None) -> bool:
+    """IPv6 never fragments on the way: too long -> ICMPv6 packet too big (or a drop)."""
+    if p.ip_len <= limit:
+        return True
+    if icmp_src is not None and not p.icmp_err:
+        icmp6_send(p, ICMP6_PKT_TOOBIG, 0, limit, icmp_src, Reason.MTU)
     else:
         p.set_verdict(Verdict.DROP, Reason.MTU)
     return False

@@ -12,6 +12,8 @@ on the C core (lb_process_batch) and on the Python twin engine:
 - ICMP errors quoting a NAT connection are rewritten and forwarded in both directions.
 - Not ours (unknown service, other host, ARP, echo) -> PASS; unresolved next hop -> PASS NO_ROUTE.
 - Broken input (bad checksum, fragment, short, bad version/length, impossible or missing TCP flags) -> DROP.
+- IPv6: NAT both ways, UDP, DR; hop limit 1 and no destination -> ICMPv6 from the VIP; TUN, ICMPv6 -> PASS;
+  fragments -> DROP.
 """
 
 from __future__ import annotations
@@ -73,6 +75,15 @@ CASES = (
     Case("tcp ack without conn", P.not_syn_in, None, DROP, Reason.NOT_SYN),
     Case("tcp syn+fin", P.synfin_in, None, DROP, Reason.TCP_FLAGS),
     Case("tcp no flags", P.noflags_in, None, DROP, Reason.TCP_FLAGS),
+    Case("ipv6 nat syn in", P.nat6_syn_in, P.nat6_syn_out, TX, Reason.OK, 0, 1),
+    Case("ipv6 nat reply out", P.nat6_reply_in, P.nat6_reply_out, TX, Reason.OK, 1, 0, ((P.nat6_syn_in, 0),)),
+    Case("ipv6 udp nat", P.udp6_in, P.udp6_out, TX, Reason.OK, 0, 1),
+    Case("ipv6 dr syn", P.dr6_syn_in, P.dr6_syn_out, TX, Reason.OK, 0, 1),
+    Case("ipv6 tun: slow path", P.tun6_syn_in, None, PASS, Reason.SLOW_PATH),
+    Case("ipv6 hop limit 1", P.hlim1_in, P.hlim1_out, TX, Reason.TTL, 0, 0),
+    Case("ipv6 no destination", P.nodest6_in, P.nodest6_out, TX, Reason.NO_DEST, 0, 0),
+    Case("ipv6 fragment", P.frag6_in, None, DROP, Reason.FRAGMENT),
+    Case("ipv6 icmp echo", P.echo6_in, None, PASS, Reason.SLOW_PATH),
 )
 
 

@@ -6,7 +6,8 @@ lb/core/batch.py) and lb/engine/python.py with the same configuration (tests/pac
   leave; other frames as they were left in their slot);
 - the flows cover every forwarding mode (NAT with port translation, UDP NAT, DR, TUN), both directions (client
   requests, real-server replies), ICMP errors quoting tracked and unknown flows from either side, the
-  balancer's own ICMP errors (TTL, MTU, no destination), ARP/echo/unknown services, and broken input
+  balancer's own ICMP errors (TTL, MTU, no destination), IPv6 (NAT both ways, DR, TUN, hop limit, extension
+  headers), ARP/echo/unknown services, and broken input
   (truncated, bytes flipped);
 - afterwards the per-reason counters and the per-service counters are equal.
 """
@@ -21,6 +22,7 @@ from fwd_engines import CEngine, PyEngine
 from hypothesis import given
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import ARP, Ether
 
 CPORTS = (40000, 40001, 40002, 20, 33333)
@@ -84,6 +86,28 @@ def _icmp_error(rng: random.Random) -> bytes:
     return bytes(outer / icmp / bytes(quoted)[: rng.choice((28, 40, 60, 24))])
 
 
+def _v6(rng: random.Random) -> bytes:
+    hlim = rng.choice((64, 64, 2, 1))
+    if rng.random() < 0.3:  # a real server's reply
+        sport = rng.choice((P.NAT_RPORT, P.UDP_PORT, P.DR_PORT))
+        l4 = (
+            UDP(sport=sport, dport=rng.choice(CPORTS))
+            if sport == P.UDP_PORT
+            else TCP(sport=sport, dport=rng.choice(CPORTS), flags=rng.choice(("SA", "A", "R")))
+        )
+        return bytes(P.from_rs1() / IPv6(src=P.RIP6, dst=P.CIP6, hlim=hlim) / l4 / _payload(rng))
+    dport = rng.choice((P.NAT_PORT, P.UDP_PORT, P.DR_PORT, P.TUN_PORT, P.NODEST_PORT, 9999))
+    l4 = (
+        UDP(sport=rng.choice(CPORTS), dport=dport)
+        if dport == P.UDP_PORT
+        else TCP(sport=rng.choice(CPORTS), dport=dport, flags=rng.choice(FLAGS))
+    )
+    ip6 = IPv6(src=P.CIP6, dst=P.VIP6, hlim=hlim)
+    if rng.random() < 0.1:
+        ip6 = ip6 / rng.choice((IPv6ExtHdrFragment(), IPv6ExtHdrHopByHop()))
+    return bytes(P.client() / ip6 / l4 / _payload(rng))
+
+
 OTHERS = (
     bytes(Ether(src=P.CLIENT_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(psrc=P.CIP, pdst=P.VIP)),
     bytes(P.client() / IP(src=P.CIP, dst=P.VIP) / ICMP(type=8) / b"ping"),
@@ -96,7 +120,7 @@ def _other(rng: random.Random) -> bytes:
     return rng.choice(OTHERS)
 
 
-KINDS = (_client_tcp, _client_tcp, _client_tcp, _client_udp, _reply, _reply, _icmp_error, _other)
+KINDS = (_client_tcp, _client_tcp, _client_tcp, _client_udp, _reply, _reply, _icmp_error, _other, _v6, _v6)
 
 
 def _mangle(rng: random.Random, frame: bytes) -> bytes:
@@ -119,7 +143,7 @@ def make_frames(seed: int, n: int) -> list[tuple[bytes, int]]:
         frame = kind(rng)
         if rng.random() < 0.15:
             frame = _mangle(rng, frame)
-        port = 1 if kind is _reply or (kind is _icmp_error and frame[6:12] == P.mac(P.RS1_MAC)) else 0
+        port = 1 if frame[6:12] == P.mac(P.RS1_MAC) else 0
         out.append((frame, port))
     return out
 
