@@ -175,12 +175,23 @@ class Mode:
               flush=True)
         return pt
 
+    def passes(self, rate: float, points: list[dict[str, float]]) -> dict[str, float]:
+        """One point, tried again once if it lost too much: the machine is shared, and one scheduling hiccup
+        should not end a search (a rate counts as forwarded when one of the tries stays under the loss)."""
+        pt = self.point(rate)
+        points.append(pt)
+        if pt["loss"] >= LOSS_MAX and self.args.retries > 0:
+            again = self.point(rate)
+            points.append(again)
+            if again["loss"] < pt["loss"]:
+                pt = again
+        return pt
+
     def search(self) -> dict[str, object]:
-        points = []
+        points: list[dict[str, float]] = []
         rate, good, bad = float(self.args.start), 0.0, 0.0
         while rate <= self.args.max_rate:
-            pt = self.point(rate)
-            points.append(pt)
+            pt = self.passes(rate, points)
             if pt["loss"] < LOSS_MAX:
                 good = pt["offered_pps"]
                 rate *= 2
@@ -191,8 +202,7 @@ class Mode:
             lo, hi = max(good, rate / 2), bad
             for _ in range(self.args.steps):
                 mid = (lo + hi) / 2
-                pt = self.point(mid)
-                points.append(pt)
+                pt = self.passes(mid, points)
                 if pt["loss"] < LOSS_MAX:
                     lo, good = mid, max(good, pt["offered_pps"])
                 else:
@@ -224,6 +234,7 @@ def main() -> int:
     ap.add_argument("--max-rate", type=float, default=2_000_000)
     ap.add_argument("--steps", type=int, default=4, help="bisection steps after the first loss")
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--retries", type=int, default=1, help="retry a lossy point once (shared machine)")
     ap.add_argument("--out", default=str(HERE / "results.json"))
     args = ap.parse_args()
     if os.geteuid() != 0:
