@@ -39,6 +39,7 @@ from lb.sched.ref.base import DEST_F_AVAILABLE
 
 STRIDE_MIN = 128
 STRIDE_DEFAULT = 2048
+EXPIRE_SHIFT = 24
 
 
 @dataclass(slots=True)
@@ -113,6 +114,7 @@ class PythonEngine:
 
     def __post_init__(self) -> None:
         self.table = RefConnTable(self.conn_max, rng=SchedRng(self.rng_seed))
+        self._expire_tick = -1
 
     # ---- configuration (the same calls as lb.core.core.Core) ----
 
@@ -154,7 +156,11 @@ class PythonEngine:
         """Each (frame, in_port) through the data path, as lb_process_batch does with one slab slot each."""
         if stride < STRIDE_MIN or stride > 65535:
             raise ValueError(f"stride {stride} out of range")
-        self.table.expire(now_ns)
+        # at most one expiry pass per 2^24 ns, as process.c (lookups expire what they find past its time)
+        tick = now_ns >> EXPIRE_SHIFT
+        if tick != self._expire_tick:
+            self._expire_tick = tick
+            self.table.expire(now_ns)
         out = []
         for frame, in_port in frames:
             buf = bytearray(stride)
