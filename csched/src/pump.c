@@ -41,6 +41,7 @@ struct lb_pump {
 	struct lb_pump_cfg cfg;
 	struct pump_port ports[LB_PUMP_MAX_PORTS];
 	int nports;
+	int rx_next;		/* port the next receive pass starts with (round robin: no port starves) */
 	/* the batch: slab + parallel arrays (the layout struct lb_batch describes) */
 	uint8_t *slab;
 	uint16_t *len;
@@ -301,7 +302,10 @@ static uint32_t rx_fd(struct lb_pump *p, int port)
 static uint32_t rx_all(struct lb_pump *p)
 {
 	uint32_t got = 0;
-	for (int i = 0; i < p->nports && p->n < p->cfg.batch; i++) {
+	int start = p->rx_next;
+	p->rx_next = p->nports ? (p->rx_next + 1) % p->nports : 0;
+	for (int k = 0; k < p->nports && p->n < p->cfg.batch; k++) {
+		int i = (start + k) % p->nports;
 		struct pump_port *pp = &p->ports[i];
 		if (!pp->used)
 			continue;
