@@ -350,3 +350,22 @@ nodest6_out = icmp6_error(
 )
 frag6_in = client() / IPv6(src=CIP6, dst=VIP6) / IPv6ExtHdrFragment(m=1) / UDP(sport=CPORT, dport=UDP_PORT)
 echo6_in = client() / IPv6(src=CIP6, dst=VIP6) / ICMPv6EchoRequest()
+
+# ---- an error from the real server about one of our IPIP packets ----
+_tun_inner = IP(src=CIP, dst=VIP, ttl=63, id=12, flags="DF", tos=0x13) / TCP(
+    sport=CPORT, dport=TUN_PORT, flags="S"
+)
+# rs1 says "fragmentation needed, MTU 1400" about the IPIP packet we sent it (sent to our port-1 address)
+tun_icmp_rs_in = (
+    from_rs1()
+    / IP(src=RIP1, dst=LB1_IP, ttl=64, id=22)
+    / ICMP(type=3, code=4, nexthopmtu=1400)
+    / Raw(bytes(IP(src=LB1_IP, dst=RIP1, ttl=63, id=0, flags="DF", tos=0x12, proto=4) / _tun_inner))
+)
+# ... the client hears it from the VIP about its own request, with 20 bytes less for the tunnel
+tun_icmp_rs_out = (
+    to_client()
+    / IP(src=VIP, dst=CIP, ttl=64, id=0, tos=0xD2)
+    / ICMP(type=3, code=4, nexthopmtu=1380)
+    / Raw(bytes(_tun_inner))
+)

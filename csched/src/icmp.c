@@ -14,8 +14,9 @@
  * real server side of a NAT connection back to the client (outer source, quoted destination and
  * destination port rewritten to VIP:vport).  As in ip_vs_nat_icmp the outer and quoted IP header
  * checksums and the ICMP checksum are recomputed, the quoted TCP/UDP checksum is left as it was.
- * The ICMP checksum is verified once the connection is found (bad: dropped).  Anything else ICMP
- * (echo, errors about unknown packets, errors quoting IPIP) is passed to the slow path.
+ * The ICMP checksum is verified once the connection is found (bad: dropped).  Errors from a real
+ * server about our IPIP packets are turned into errors to the client (icmp_ipip).  Anything else ICMP
+ * (echo, errors about unknown packets) is passed to the slow path.
  */
 #include "lb_xmit.h"
 
@@ -178,6 +179,70 @@ static void icmp_nat_out(struct lb_core *core, struct lb_pkt *p, struct lb_conn 
 	lb_xmit_l2(core, p, port, cp->cl_mac);
 }
 
+/* An error from a real server about one of our IPIP packets (ip_vs_in_icmp, "errors for IPIP
+ * packets"): it quotes our outer header and, behind it, the client's request.  That request finds the
+ * conn as it is (not swapped); the error is re-sent to the client about its own request, from the VIP:
+ * "fragmentation needed" with the path MTU minus the 20 bytes of IPIP (when the client set DF; else
+ * dropped), other errors as they are.  Only errors sent to the balancer's own address count. */
+static void icmp_ipip(struct lb_core *core, struct lb_pkt *p, uint8_t *q, uint32_t qihl, uint32_t qlen,
+		      uint64_t now)
+{
+	uint8_t *ip = lb_pkt_ip(p), *ic = lb_pkt_l4(p);
+	if (memcmp(ip + 16, &core->ports[p->in_port].ip, 4) != 0 || core->ports[p->in_port].ip == 0)
+		return;
+	uint8_t *in = q + qihl;
+	uint32_t inlen = qlen - qihl;
+	if (inlen < 20 || (in[0] >> 4) != 4)
+		return;
+	uint32_t inihl = (uint32_t)(in[0] & 0x0F) * 4;
+	if (inihl < 20 || inihl + 4 > inlen || (in[9] != LB_IPPROTO_TCP && in[9] != LB_IPPROTO_UDP))
+		return;
+	struct lb_flow_key k;
+	memset(&k, 0, sizeof(k));
+	k.af = LB_AF_INET;
+	k.proto = in[9];
+	memcpy(&k.saddr.ip, in + 12, 4);
+	memcpy(&k.daddr.ip, in + 16, 4);
+	memcpy(&k.sport, in + inihl, 2);
+	memcpy(&k.dport, in + inihl + 2, 2);
+	struct lb_conn *cp = lb_conn_lookup_in(core, &k, now);
+	if (!cp)
+		return;
+	uint32_t iclen = p->ip_len - (uint32_t)(p->l4_off - p->l3_off);
+	if (lb_csum_fold(lb_csum_add(0, ic, iclen)) != 0) {
+		lb_pkt_verdict(p, LB_VERDICT_DROP, LB_R_PARSE_CSUM);
+		return;
+	}
+	uint8_t type = ic[0], code = ic[1];
+	uint32_t info = ((uint32_t)lb_get16(ic + 4) << 16) | lb_get16(ic + 6);
+	if (type == LB_ICMP_DEST_UNREACH && code == LB_ICMP_FRAG_NEEDED) {
+		uint32_t mtu = lb_get16(ic + 6);
+		if (!(lb_get16(in + 6) & LB_IP_DF)) {
+			lb_pkt_verdict(p, LB_VERDICT_DROP, LB_R_MTU);	/* the client does not do PMTUD */
+			return;
+		}
+		if (cp->dest && cp->dest->nh_port >= 0 && cp->dest->nh_port < LB_MAX_PORTS &&
+		    core->ports[cp->dest->nh_port].mtu < mtu)
+			mtu = core->ports[cp->dest->nh_port].mtu;
+		if (mtu > 68 + 20)
+			mtu -= 20;
+		info = mtu;
+	}
+	uint32_t vip;
+	memcpy(&vip, in + 16, 4);
+	lb_stats_out(cp, inlen);
+	/* the client's request becomes the packet the new error is about */
+	memmove(ip, in, inlen);
+	p->ip_len = (uint16_t)inlen;
+	int port = cp->cl_port < LB_MAX_PORTS ? cp->cl_port : 0;
+	lb_icmp4_send(p, type, code, info, vip, LB_R_OK);
+	if (p->verdict == LB_VERDICT_TX) {
+		memcpy(p->data, cp->cl_mac, 6);
+		memcpy(p->data + 6, core->ports[port].mac, 6);
+		p->out_port = (uint8_t)port;
+	}
+}
+
 void lb_icmp4_process(struct lb_core *core, struct lb_pkt *p, uint64_t now)
 {
 	uint8_t *ic = lb_pkt_l4(p);
@@ -199,9 +264,13 @@ void lb_icmp4_process(struct lb_core *core, struct lb_pkt *p, uint64_t now)
 	uint32_t qihl = (uint32_t)(q[0] & 0x0F) * 4;
 	if (qihl < 20 || qihl + 4 > qlen)
 		return;
-	if (q[9] != LB_IPPROTO_TCP && q[9] != LB_IPPROTO_UDP)
-		return;
 	if (lb_get16(q + 6) & LB_IP_OFFMASK)
+		return;
+	if (q[9] == LB_IPPROTO_IPIP) {
+		icmp_ipip(core, p, q, qihl, qlen, now);
+		return;
+	}
+	if (q[9] != LB_IPPROTO_TCP && q[9] != LB_IPPROTO_UDP)
 		return;
 
 	/* The quoted packet went the other way: swap it into the direction of this error. */

@@ -23,7 +23,9 @@ from lb.conn.ref import CL, CONN_F_ONE_PACKET, FTPDATA, TW, RefConn, RefConnTabl
 from lb.fwd import BY_FWD, icmp
 from lb.fwd.parse import (
     AF_INET6,
+    IP_DF,
     IPPROTO_ICMP,
+    IPPROTO_IPIP,
     IPPROTO_TCP,
     TCP_FIN,
     TCP_RST,
@@ -31,6 +33,7 @@ from lb.fwd.parse import (
     Pkt,
     Reason,
     Verdict,
+    get16,
     parse,
 )
 from lb.fwd.xmit import MAX_PORTS
@@ -317,10 +320,17 @@ class PythonEngine:
             p.set_verdict(Verdict.PASS, Reason.SLOW_PATH)
             return
         p.set_verdict(Verdict.PASS, Reason.ICMP_UNTRACKED)
-        found = icmp.quoted_key(p)
+        hdr = icmp.quoted_header(p)
+        if hdr is None:
+            return
+        q, qihl, qlen = hdr
+        if b[q + 9] == IPPROTO_IPIP:
+            self._icmp_ipip(p, q, qihl, qlen)
+            return
+        found = icmp.quoted_key(p, q, qihl)
         if found is None:
             return
-        q, qihl, proto, saddr, daddr, sport, dport = found
+        proto, saddr, daddr, sport, dport = found
         inbound = True
         c = self.table.lookup_in(
             RefFlow(IPv4Address(saddr), sport, IPv4Address(daddr), dport, model.Proto(proto))
@@ -347,6 +357,48 @@ class PythonEngine:
             p.set_verdict(Verdict.PASS, Reason.SLOW_PATH)
             return
         method.xmit_in(self.ports, p, view)
+
+    def _icmp_ipip(self, p: Pkt, q: int, qihl: int, qlen: int) -> None:
+        """A real server's error about one of our IPIP packets, re-sent to the client (ip_vs_in_icmp)."""
+        b, ip, ic = p.buf, p.l3_off, p.l4_off
+        own = self.ports[p.in_port].ip
+        if bytes(b[ip + 16 : ip + 20]) != own or own == bytes(4):
+            return
+        found = icmp.ipip_inner(p, q, qihl, qlen)
+        if found is None:
+            return
+        inner, inlen, proto, saddr, daddr, sport, dport = found
+        c = self.table.lookup_in(
+            RefFlow(IPv4Address(saddr), sport, IPv4Address(daddr), dport, model.Proto(proto))
+        )
+        if c is None:
+            return
+        if not icmp.icmp_csum_ok(p):
+            p.set_verdict(Verdict.DROP, Reason.PARSE_CSUM)
+            return
+        icmp_type, code = b[ic], b[ic + 1]
+        info = int.from_bytes(b[ic + 4 : ic + 8], "big")
+        if icmp_type == icmp.ICMP_DEST_UNREACH and code == icmp.ICMP_FRAG_NEEDED:
+            mtu = get16(b, ic + 6)
+            if not get16(b, inner + 6) & IP_DF:
+                p.set_verdict(Verdict.DROP, Reason.MTU)  # the client does not do PMTUD
+                return
+            hop = self.hops.get(c.dest) if c.dest is not None else None
+            if hop is not None and 0 <= hop.nh_port < MAX_PORTS:
+                mtu = min(mtu, self.ports[hop.nh_port].mtu)
+            if mtu > 68 + 20:
+                mtu -= 20
+            info = mtu
+        self._stats(c, inlen, inbound=False)
+        b[ip : ip + inlen] = b[inner : inner + inlen]
+        p.ip_len = inlen
+        port, mac = self.client_side.get(c.seq, (0, bytes(6)))
+        port = port if port < MAX_PORTS else 0
+        icmp.icmp4_send(p, icmp_type, code, info, daddr, Reason.OK)
+        if p.verdict == Verdict.TX:
+            b[0:6] = mac
+            b[6:12] = self.ports[port].mac
+            p.out_port = port
 
     def _icmp_nat_in(self, p: Pkt, cp: ConnView, q: int, qihl: int) -> None:
         from lb.fwd import xmit  # noqa: PLC0415 - keep the import graph of lb.fwd one-way

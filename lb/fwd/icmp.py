@@ -138,11 +138,8 @@ def nat_rewrite(p: Pkt, q: int, qihl: int, cp: ConnLike, inbound: bool) -> None:
     put16(b, ic + 2, csum_fold(csum_add(0, b, ic, iclen)))
 
 
-def quoted_key(p: Pkt) -> tuple[int, int, int, bytes, bytes, int, int] | None:
-    """(quoted header offset, its IHL, proto, saddr, daddr, sport, dport) of the error's direction, or None.
-
-    The quoted packet went the other way, so its source becomes our destination and vice versa.
-    """
+def quoted_header(p: Pkt) -> tuple[int, int, int] | None:
+    """(offset, IHL, bytes present) of the IP header an ICMP error quotes, with 4 bytes behind it; or None."""
     b, ic = p.buf, p.l4_off
     iclen = p.ip_len - (p.l4_off - p.l3_off)
     if iclen < ICMP_HLEN + 20:
@@ -154,14 +151,45 @@ def quoted_key(p: Pkt) -> tuple[int, int, int, bytes, bytes, int, int] | None:
     qihl = (b[q] & 0x0F) * 4
     if qihl < 20 or qihl + 4 > qlen:
         return None
+    if get16(b, q + 6) & IP_OFFMASK:
+        return None
+    return q, qihl, qlen
+
+
+def quoted_key(p: Pkt, q: int, qihl: int) -> tuple[int, bytes, bytes, int, int] | None:
+    """(proto, saddr, daddr, sport, dport) of the error's direction, or None.
+
+    The quoted packet went the other way, so its source becomes our destination and vice versa.
+    """
+    b = p.buf
     proto = b[q + 9]
     if proto not in (IPPROTO_TCP, IPPROTO_UDP):
         return None
-    if get16(b, q + 6) & IP_OFFMASK:
-        return None
     saddr, daddr = bytes(b[q + 16 : q + 20]), bytes(b[q + 12 : q + 16])
     sport, dport = get16(b, q + qihl + 2), get16(b, q + qihl)
-    return q, qihl, proto, saddr, daddr, sport, dport
+    return proto, saddr, daddr, sport, dport
+
+
+def ipip_inner(p: Pkt, q: int, qihl: int, qlen: int) -> tuple[int, int, int, bytes, bytes, int, int] | None:
+    """For an error about one of our IPIP packets: (inner offset, bytes present, proto, saddr, daddr, sport,
+    dport) of the client's request inside, as it is (not swapped), or None."""
+    b = p.buf
+    inner, inlen = q + qihl, qlen - qihl
+    if inlen < 20 or b[inner] >> 4 != 4:
+        return None
+    inihl = (b[inner] & 0x0F) * 4
+    proto = b[inner + 9]
+    if inihl < 20 or inihl + 4 > inlen or proto not in (IPPROTO_TCP, IPPROTO_UDP):
+        return None
+    return (
+        inner,
+        inlen,
+        proto,
+        bytes(b[inner + 12 : inner + 16]),
+        bytes(b[inner + 16 : inner + 20]),
+        get16(b, inner + inihl),
+        get16(b, inner + inihl + 2),
+    )
 
 
 def icmp_csum_ok(p: Pkt) -> bool:

@@ -9,7 +9,8 @@ on the C core (lb_process_batch) and on the Python twin engine:
 - TUN: IPIP with the balancer's port address outside, DF/TTL copied, ECN encapsulated; too big with DF ->
   ICMP fragmentation needed (MTU - 20) back to the client.
 - The balancer's own ICMP errors: TTL 1 -> time exceeded; no destination -> port unreachable.
-- ICMP errors quoting a NAT connection are rewritten and forwarded in both directions.
+- ICMP errors quoting a NAT connection are rewritten and forwarded in both directions; a real server's
+  "fragmentation needed" about our IPIP packet reaches the client as one about its request (MTU - 20).
 - Not ours (unknown service, other host, ARP, echo) -> PASS; unresolved next hop -> PASS NO_ROUTE.
 - Broken input (bad checksum, fragment, short, bad version/length, impossible or missing TCP flags) -> DROP.
 - IPv6: NAT both ways, UDP, DR; hop limit 1 and no destination -> ICMPv6 from the VIP; TUN, ICMPv6 -> PASS;
@@ -61,6 +62,16 @@ CASES = (
     Case("no destination", P.nodest_in, P.nodest_out, TX, Reason.NO_DEST, 0, 0),
     Case("icmp frag needed from rs (nat)", P.nat_icmp_rs_in, P.nat_icmp_rs_out, TX, Reason.OK, 1, 0, DATA),
     Case("icmp from client side (nat)", P.nat_icmp_cl_in, P.nat_icmp_cl_out, TX, Reason.OK, 0, 1, DATA),
+    Case(
+        "icmp frag needed about ipip (tun)",
+        P.tun_icmp_rs_in,
+        P.tun_icmp_rs_out,
+        TX,
+        Reason.OK,
+        1,
+        0,
+        ((P.tun_syn_in, 0),),
+    ),
     Case("icmp error for no conn", P.nat_icmp_rs_in, None, PASS, Reason.ICMP_UNTRACKED, 1),
     Case("unknown service", P.unknown_svc_in, None, PASS, Reason.NO_SERVICE),
     Case("other host", P.other_host_in, None, PASS, Reason.NO_SERVICE),

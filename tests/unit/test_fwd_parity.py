@@ -74,6 +74,16 @@ def _reply(rng: random.Random) -> bytes:
 
 def _icmp_error(rng: random.Random) -> bytes:
     cport = rng.choice(CPORTS)
+    if rng.random() < 0.25:  # from the real server about one of our IPIP packets
+        inner = IP(src=P.CIP, dst=P.VIP, ttl=63, flags=rng.choice(("DF", 0)), tos=rng.randrange(256)) / TCP(
+            sport=cport, dport=rng.choice((P.TUN_PORT, P.NAT_PORT)), flags="S"
+        )
+        quoted = IP(src=P.LB1_IP, dst=P.RIP1, proto=4, flags="DF") / inner
+        outer = P.from_rs1() / IP(src=P.RIP1, dst=rng.choice((P.LB1_IP, P.LB1_IP, P.CIP)), ttl=64)
+        icmp = ICMP(
+            type=rng.choice((3, 3, 11)), code=rng.choice((4, 4, 1)), nexthopmtu=rng.choice((1400, 60, 1500))
+        )
+        return bytes(outer / icmp / bytes(quoted)[: rng.choice((60, 48, 44, 600))])
     if rng.random() < 0.5:  # from the real server, quoting what it got from the client
         quoted = IP(src=P.CIP, dst=P.RIP1, ttl=63) / TCP(sport=cport, dport=rng.choice((P.NAT_RPORT, 81)))
         outer = P.from_rs1() / IP(src=P.RIP1, dst=P.CIP, ttl=rng.choice((64, 1)))
