@@ -21,6 +21,7 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP
 from scapy.layers.inet6 import (
     ICMPv6DestUnreach,
     ICMPv6EchoRequest,
+    ICMPv6PacketTooBig,
     ICMPv6TimeExceeded,
     IPv6,
     IPv6ExtHdrFragment,
@@ -368,4 +369,38 @@ tun_icmp_rs_out = (
     / IP(src=VIP, dst=CIP, ttl=64, id=0, tos=0xD2)
     / ICMP(type=3, code=4, nexthopmtu=1380)
     / Raw(bytes(_tun_inner))
+)
+
+# ---- ICMPv6 errors about an IPv6 NAT connection ----
+_q6_at_rs = IPv6(
+    bytes(IPv6(src=CIP6, dst=RIP6, hlim=63) / TCP(sport=CPORT, dport=NAT_RPORT, flags="S", seq=1000))
+)
+nat6_icmp_rs_in = (
+    from_rs1() / IPv6(src=RIP6, dst=CIP6, hlim=64) / ICMPv6PacketTooBig(mtu=1400) / Raw(bytes(_q6_at_rs))
+)
+nat6_icmp_rs_out = (
+    to_client()
+    / IPv6(src=VIP6, dst=CIP6, hlim=63)
+    / ICMPv6PacketTooBig(mtu=1400)
+    / Raw(
+        bytes(
+            IPv6(src=CIP6, dst=VIP6, hlim=63)
+            / TCP(sport=CPORT, dport=NAT_PORT, flags="S", seq=1000, chksum=_q6_at_rs[TCP].chksum)
+        )
+    )
+)
+_q6_reply = IPv6(bytes(IPv6(src=VIP6, dst=CIP6, hlim=1) / TCP(sport=NAT_PORT, dport=CPORT, flags="SA")))
+nat6_icmp_cl_in = (
+    client() / IPv6(src="fd00::fe", dst=VIP6, hlim=64) / ICMPv6TimeExceeded() / Raw(bytes(_q6_reply))
+)
+nat6_icmp_cl_out = (
+    to_rs1()
+    / IPv6(src="fd00::fe", dst=RIP6, hlim=63)
+    / ICMPv6TimeExceeded()
+    / Raw(
+        bytes(
+            IPv6(src=RIP6, dst=CIP6, hlim=1)
+            / TCP(sport=NAT_RPORT, dport=CPORT, flags="SA", chksum=_q6_reply[TCP].chksum)
+        )
+    )
 )

@@ -102,6 +102,9 @@ void lb_icmp4_send(struct lb_pkt *p, uint8_t type, uint8_t code, uint32_t info, 
  * hop limit 64, traffic class 0. */
 void lb_icmp6_send(struct lb_pkt *p, uint8_t type, uint8_t code, uint32_t info, const uint8_t *saddr,
 		   uint8_t reason);
+/* ICMPv6: errors (types 1-4) quoting TCP/UDP of a tracked connection right behind the quoted fixed
+ * header are forwarded like IPv4 ones (ip_vs_in_icmp_v6 / ip_vs_out_icmp_v6); the rest is passed. */
+void lb_icmp6_process(struct lb_core *core, struct lb_pkt *p, uint64_t now);
 /* An ICMP packet: errors quoting a tracked connection are rewritten and forwarded
  * (ip_vs_in_icmp / ip_vs_out_icmp), everything else is passed. */
 void lb_icmp4_process(struct lb_core *core, struct lb_pkt *p, uint64_t now);

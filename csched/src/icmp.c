@@ -313,3 +313,95 @@ void lb_icmp4_process(struct lb_core *core, struct lb_pkt *p, uint64_t now)
 	}
 	ops->xmit(core, p, cp);
 }
+
+/* ---- IPv6 ---- */
+
+static uint16_t icmp6_csum(const uint8_t *ip, const uint8_t *ic, uint32_t iclen)
+{
+	uint32_t sum = lb_csum_add(0, ip + 8, 32);
+	sum += iclen;
+	sum += LB_IPPROTO_ICMPV6;
+	return lb_csum_fold(lb_csum_add(sum, ic, iclen));
+}
+
+/* ip_vs_nat_icmp_v6: in = client side (to the real server), else real server side (to the client) */
+static void icmp6_nat_rewrite(struct lb_pkt *p, uint8_t *q, const struct lb_conn *cp, bool in)
+{
+	uint8_t *ip = lb_pkt_ip(p), *ic = lb_pkt_l4(p);
+	if (in) {
+		memcpy(ip + 24, cp->daddr.b, 16);
+		memcpy(q + 8, cp->daddr.b, 16);
+		memcpy(q + LB_IP6_HLEN, &cp->dport, 2);
+	} else {
+		memcpy(ip + 8, cp->vaddr.b, 16);
+		memcpy(q + 24, cp->vaddr.b, 16);
+		memcpy(q + LB_IP6_HLEN + 2, &cp->vport, 2);
+	}
+	uint32_t iclen = p->ip_len - LB_IP6_HLEN;
+	lb_put16(ic + 2, 0);
+	lb_put16(ic + 2, icmp6_csum(ip, ic, iclen));
+}
+
+void lb_icmp6_process(struct lb_core *core, struct lb_pkt *p, uint64_t now)
+{
+	uint8_t *ip = lb_pkt_ip(p), *ic = lb_pkt_l4(p);
+	uint32_t iclen = p->ip_len - LB_IP6_HLEN;
+	uint8_t type = ic[0];
+	if (type < LB_ICMP6_DEST_UNREACH || type > 4) {	/* informational (NDP, echo): the slow path */
+		lb_pkt_verdict(p, LB_VERDICT_PASS, LB_R_SLOW_PATH);
+		return;
+	}
+	lb_pkt_verdict(p, LB_VERDICT_PASS, LB_R_ICMP_UNTRACKED);
+	if (iclen < LB_ICMP_HLEN + LB_IP6_HLEN + 4)
+		return;
+	uint8_t *q = ic + LB_ICMP_HLEN;
+	if ((q[0] >> 4) != 6 || (q[6] != LB_IPPROTO_TCP && q[6] != LB_IPPROTO_UDP))
+		return;
+	struct lb_flow_key k;
+	memset(&k, 0, sizeof(k));
+	k.af = LB_AF_INET6;
+	k.proto = q[6];
+	memcpy(k.saddr.b, q + 24, 16);
+	memcpy(k.daddr.b, q + 8, 16);
+	memcpy(&k.sport, q + LB_IP6_HLEN + 2, 2);
+	memcpy(&k.dport, q + LB_IP6_HLEN, 2);
+	bool in = true;
+	struct lb_conn *cp = lb_conn_lookup_in(core, &k, now);
+	if (!cp) {
+		cp = lb_conn_lookup_out(core, &k, now);
+		if (!cp || cp->fwd != LB_FWD_MASQ)
+			return;
+		in = false;
+	}
+	if (icmp6_csum(ip, ic, iclen) != 0) {
+		lb_pkt_verdict(p, LB_VERDICT_DROP, LB_R_PARSE_CSUM);
+		return;
+	}
+	p->icmp_err = true;
+	if (!in) {
+		lb_stats_out(cp, p->ip_len);
+		int port = cp->cl_port < LB_MAX_PORTS ? cp->cl_port : 0;
+		if (!lb_xmit_hop6(p, NULL) || !lb_xmit_mtu6(p, core->ports[port].mtu, NULL))
+			return;
+		icmp6_nat_rewrite(p, q, cp, false);
+		lb_xmit_l2(core, p, port, cp->cl_mac);
+		return;
+	}
+	lb_stats_in(cp, p->ip_len);
+	if (cp->fwd == LB_FWD_MASQ) {
+		if (!lb_xmit_nexthop(core, p, cp->dest))
+			return;
+		int port = cp->dest->nh_port;
+		if (!lb_xmit_hop6(p, NULL) || !lb_xmit_mtu6(p, core->ports[port].mtu, NULL))
+			return;
+		icmp6_nat_rewrite(p, q, cp, true);
+		lb_xmit_l2(core, p, port, cp->dest->nh_mac);
+		return;
+	}
+	const struct lb_xmit_ops *ops = cp->fwd < LB_FWD_SLOTS ? lb_xmit_table[cp->fwd] : NULL;
+	if (!ops) {
+		lb_pkt_verdict(p, LB_VERDICT_PASS, LB_R_SLOW_PATH);
+		return;
+	}
+	ops->xmit(core, p, cp);
+}

@@ -4,7 +4,7 @@
  * by a length check against the frame; nothing is written.  lb/fwd/parse.py is the Python twin.
  *
  * IPv6: the fixed header followed directly by TCP or UDP is handled; a fragment header is dropped
- * (LB_R_FRAGMENT); ICMPv6 (neighbour discovery, echo, errors) and any other extension header go to
+ * (LB_R_FRAGMENT); ICMPv6 too (icmp.c passes all but errors); any other extension header goes to
  * the slow path.
  *
  * What is not for the fast path is passed (ARP, other ethertypes and IP protocols) and what
@@ -49,6 +49,7 @@ static bool parse_l4(struct lb_pkt *p, const uint8_t *l4, uint32_t l4len)
 		memcpy(&p->key.dport, l4 + 2, 2);
 		return true;
 	case LB_IPPROTO_ICMP:
+	case LB_IPPROTO_ICMPV6:
 		if (l4len < 8)
 			return drop(p, LB_R_PARSE_SHORT);
 		return true;
@@ -72,7 +73,7 @@ static bool parse_ip6(struct lb_pkt *p, uint32_t off)
 	uint8_t nh = ip[6];
 	if (nh == LB_IPPROTO_FRAGMENT)
 		return drop(p, LB_R_FRAGMENT);
-	if (nh != LB_IPPROTO_TCP && nh != LB_IPPROTO_UDP)
+	if (nh != LB_IPPROTO_TCP && nh != LB_IPPROTO_UDP && nh != LB_IPPROTO_ICMPV6)
 		return pass(p, LB_R_SLOW_PATH);
 	p->l3_off = (uint16_t)off;
 	p->l4_off = (uint16_t)(off + LB_IP6_HLEN);

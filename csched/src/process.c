@@ -17,7 +17,8 @@
  *   and bytes (IP total length) in on client->server, out on server->client, counted only while the
  *   dest is available, before the transmitter runs.
  * - IPv6: TCP/UDP right behind the fixed header, NAT and DR (TUN and ICMPv6 go to the slow path);
- *   errors are ICMPv6 from the VIP (time exceeded, packet too big, port unreachable).
+ *   errors are ICMPv6 from the VIP (time exceeded, packet too big, port unreachable); ICMPv6 errors
+ *   about tracked conns are forwarded (icmp.c); other ICMPv6 (neighbour discovery, echo) is passed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -160,6 +161,10 @@ static void process_one(struct lb_core *core, struct lb_pkt *p, uint64_t now)
 		return;
 	if (p->proto == LB_IPPROTO_ICMP) {
 		lb_icmp4_process(core, p, now);
+		return;
+	}
+	if (p->proto == LB_IPPROTO_ICMPV6) {
+		lb_icmp6_process(core, p, now);
 		return;
 	}
 	/* step 4 */

@@ -25,6 +25,7 @@ from lb.fwd.parse import (
     AF_INET6,
     IP_DF,
     IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
     IPPROTO_IPIP,
     IPPROTO_TCP,
     TCP_FIN,
@@ -259,6 +260,9 @@ class PythonEngine:
         if p.proto == IPPROTO_ICMP:
             self._icmp(p, now)
             return
+        if p.proto == IPPROTO_ICMPV6:
+            self._icmp6(p)
+            return
         # step 4
         flow = self._flow(p)
         c = self.table.lookup_in(flow)
@@ -351,6 +355,56 @@ class PythonEngine:
             return
         if c.fwd == model.Fwd.MASQ:
             self._icmp_nat_in(p, view, q, qihl)
+            return
+        method = BY_FWD.get(int(c.fwd))
+        if method is None:
+            p.set_verdict(Verdict.PASS, Reason.SLOW_PATH)
+            return
+        method.xmit_in(self.ports, p, view)
+
+    def _icmp6(self, p: Pkt) -> None:
+        """ip_vs_in_icmp_v6 / ip_vs_out_icmp_v6 (twin of csched/src/icmp.c lb_icmp6_process)."""
+        from lb.fwd import xmit  # noqa: PLC0415
+
+        b, ip, ic = p.buf, p.l3_off, p.l4_off
+        if not 1 <= b[ic] <= 4:  # informational (NDP, echo): the slow path
+            p.set_verdict(Verdict.PASS, Reason.SLOW_PATH)
+            return
+        p.set_verdict(Verdict.PASS, Reason.ICMP_UNTRACKED)
+        found = icmp.quoted6_key(p)
+        if found is None:
+            return
+        q, proto, saddr, daddr, sport, dport = found
+        inbound = True
+        c = self.table.lookup_in(
+            RefFlow(ip_address(saddr), sport, ip_address(daddr), dport, model.Proto(proto))
+        )
+        if c is None:
+            c = self._lookup_out(proto, saddr, sport, daddr, dport)
+            if c is None or c.fwd != model.Fwd.MASQ:
+                return
+            inbound = False
+        if icmp.icmp6_csum(b, ip, ic, p.ip_len - 40) != 0:
+            p.set_verdict(Verdict.DROP, Reason.PARSE_CSUM)
+            return
+        p.icmp_err = True
+        view = self._view(c)
+        self._stats(c, p.ip_len, inbound=inbound)
+        if not inbound:
+            port = view.cl_port if view.cl_port < MAX_PORTS else 0
+            if not xmit.hop6(p, None) or not xmit.mtu6(p, self.ports[port].mtu, None):
+                return
+            icmp.nat6_rewrite(p, q, view, inbound=False)
+            xmit.l2(self.ports, p, port, view.cl_mac)
+            return
+        if c.fwd == model.Fwd.MASQ:
+            dest = view.xdest
+            if dest is None or not xmit.nexthop(p, dest):
+                return
+            if not xmit.hop6(p, None) or not xmit.mtu6(p, self.ports[dest.nh_port].mtu, None):
+                return
+            icmp.nat6_rewrite(p, q, view, inbound=True)
+            xmit.l2(self.ports, p, dest.nh_port, dest.nh_mac)
             return
         method = BY_FWD.get(int(c.fwd))
         if method is None:

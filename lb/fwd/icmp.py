@@ -120,6 +120,48 @@ def icmp6_send(p: Pkt, icmp_type: int, code: int, info: int, saddr: bytes, reaso
     p.set_verdict(Verdict.TX, reason)
 
 
+def icmp6_csum(b: bytearray, ip: int, ic: int, iclen: int) -> int:
+    """The ICMPv6 checksum: pseudo-header (addresses, length, next header 58) plus the message."""
+    total = csum_add(0, b, ip + 8, 32) + iclen + IPPROTO_ICMPV6
+    return csum_fold(csum_add(total, b, ic, iclen))
+
+
+def quoted6_key(p: Pkt) -> tuple[int, int, bytes, bytes, int, int] | None:
+    """(quoted header offset, proto, saddr, daddr, sport, dport) of an ICMPv6 error, swapped into the error's
+    direction; only TCP/UDP right behind the quoted fixed header."""
+    b, ic = p.buf, p.l4_off
+    iclen = p.ip_len - 40
+    if iclen < ICMP_HLEN + 40 + 4:
+        return None
+    q = ic + ICMP_HLEN
+    if b[q] >> 4 != 6 or b[q + 6] not in (IPPROTO_TCP, IPPROTO_UDP):
+        return None
+    return (
+        q,
+        b[q + 6],
+        bytes(b[q + 24 : q + 40]),
+        bytes(b[q + 8 : q + 24]),
+        get16(b, q + 42),
+        get16(b, q + 40),
+    )
+
+
+def nat6_rewrite(p: Pkt, q: int, cp: ConnLike, inbound: bool) -> None:
+    """ip_vs_nat_icmp_v6: outer and quoted addresses, the quoted port, the ICMPv6 checksum."""
+    b, ip, ic = p.buf, p.l3_off, p.l4_off
+    if inbound:
+        b[ip + 24 : ip + 40] = cp.daddr
+        b[q + 8 : q + 24] = cp.daddr
+        put16(b, q + 40, cp.dport)
+    else:
+        b[ip + 8 : ip + 24] = cp.vaddr
+        b[q + 24 : q + 40] = cp.vaddr
+        put16(b, q + 42, cp.vport)
+    iclen = p.ip_len - 40
+    put16(b, ic + 2, 0)
+    put16(b, ic + 2, icmp6_csum(b, ip, ic, iclen))
+
+
 def nat_rewrite(p: Pkt, q: int, qihl: int, cp: ConnLike, inbound: bool) -> None:
     """ip_vs_nat_icmp: the outer and the quoted addresses (and the quoted port) of a NAT connection."""
     b, ip, ic = p.buf, p.l3_off, p.l4_off

@@ -7,7 +7,7 @@ being built.  `parse` checks every length before it reads, as the C code does:
   PARSE_IHL; total length below the header or beyond the frame -> DROP PARSE_TOTLEN; header checksum wrong ->
   DROP PARSE_CSUM; a fragment (MF or an offset) -> DROP FRAGMENT (no reassembly; later fragments have no
   ports).
-- IPv6: TCP/UDP right behind the fixed header; a fragment header -> DROP FRAGMENT; ICMPv6 and other extension
+- IPv6: TCP/UDP/ICMPv6 right behind the fixed header; a fragment header -> DROP FRAGMENT; other extension
   headers -> PASS SLOW_PATH.
 - ARP -> PASS SLOW_PATH; other ethertypes -> PASS PARSE_L2; IP protocols other than TCP/UDP/ICMP ->
   PASS NO_SERVICE.
@@ -141,7 +141,7 @@ def _parse_l4(p: Pkt, off: int, l4len: int) -> bool:
             return _drop(p, Reason.PARSE_SHORT)
         p.sport, p.dport = get16(b, off), get16(b, off + 2)
         return True
-    if p.proto == IPPROTO_ICMP:
+    if p.proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
         if l4len < 8:
             return _drop(p, Reason.PARSE_SHORT)
         return True
@@ -162,7 +162,7 @@ def _parse_ip6(p: Pkt, off: int) -> bool:
     nh = b[off + 6]
     if nh == IPPROTO_FRAGMENT:
         return _drop(p, Reason.FRAGMENT)
-    if nh not in (IPPROTO_TCP, IPPROTO_UDP):
+    if nh not in (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6):
         return _pass(p, Reason.SLOW_PATH)
     p.l3_off = off
     p.l4_off = off + IP6_HLEN

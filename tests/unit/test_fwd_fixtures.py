@@ -13,8 +13,8 @@ on the C core (lb_process_batch) and on the Python twin engine:
   "fragmentation needed" about our IPIP packet reaches the client as one about its request (MTU - 20).
 - Not ours (unknown service, other host, ARP, echo) -> PASS; unresolved next hop -> PASS NO_ROUTE.
 - Broken input (bad checksum, fragment, short, bad version/length, impossible or missing TCP flags) -> DROP.
-- IPv6: NAT both ways, UDP, DR; hop limit 1 and no destination -> ICMPv6 from the VIP; TUN, ICMPv6 -> PASS;
-  fragments -> DROP.
+- IPv6: NAT both ways, UDP, DR; hop limit 1 and no destination -> ICMPv6 from the VIP; ICMPv6 errors about a
+  NAT conn forwarded both ways; TUN, echo -> PASS; fragments -> DROP.
 """
 
 from __future__ import annotations
@@ -95,6 +95,27 @@ CASES = (
     Case("ipv6 no destination", P.nodest6_in, P.nodest6_out, TX, Reason.NO_DEST, 0, 0),
     Case("ipv6 fragment", P.frag6_in, None, DROP, Reason.FRAGMENT),
     Case("ipv6 icmp echo", P.echo6_in, None, PASS, Reason.SLOW_PATH),
+    Case(
+        "icmpv6 too big from rs (nat)",
+        P.nat6_icmp_rs_in,
+        P.nat6_icmp_rs_out,
+        TX,
+        Reason.OK,
+        1,
+        0,
+        ((P.nat6_syn_in, 0),),
+    ),
+    Case(
+        "icmpv6 from client side (nat)",
+        P.nat6_icmp_cl_in,
+        P.nat6_icmp_cl_out,
+        TX,
+        Reason.OK,
+        0,
+        1,
+        ((P.nat6_syn_in, 0),),
+    ),
+    Case("icmpv6 error for no conn", P.nat6_icmp_rs_in, None, PASS, Reason.ICMP_UNTRACKED, 1),
 )
 
 

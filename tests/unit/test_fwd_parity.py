@@ -22,7 +22,15 @@ from fwd_engines import CEngine, PyEngine
 from hypothesis import given
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP
-from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
+from scapy.layers.inet6 import (
+    ICMPv6DestUnreach,
+    ICMPv6EchoRequest,
+    ICMPv6PacketTooBig,
+    ICMPv6TimeExceeded,
+    IPv6,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+)
 from scapy.layers.l2 import ARP, Ether
 
 CPORTS = (40000, 40001, 40002, 20, 33333)
@@ -96,7 +104,25 @@ def _icmp_error(rng: random.Random) -> bytes:
     return bytes(outer / icmp / bytes(quoted)[: rng.choice((28, 40, 60, 24))])
 
 
+def _icmp6_error(rng: random.Random) -> bytes:
+    cport = rng.choice(CPORTS)
+    err = rng.choice(
+        (ICMPv6PacketTooBig(mtu=1280), ICMPv6TimeExceeded(), ICMPv6DestUnreach(code=4), ICMPv6EchoRequest())
+    )
+    if rng.random() < 0.5:  # from the real server, quoting what it got
+        quoted = IPv6(src=P.CIP6, dst=P.RIP6) / TCP(sport=cport, dport=rng.choice((P.NAT_RPORT, P.DR_PORT)))
+        outer = P.from_rs1() / IPv6(src=P.RIP6, dst=P.CIP6, hlim=rng.choice((64, 1)))
+    else:
+        vport = rng.choice((P.NAT_PORT, P.UDP_PORT, P.DR_PORT, P.TUN_PORT))
+        l4 = UDP(sport=vport, dport=cport) if vport == P.UDP_PORT else TCP(sport=vport, dport=cport)
+        quoted = IPv6(src=P.VIP6, dst=P.CIP6) / l4
+        outer = P.client() / IPv6(src="fd00::fe", dst=P.VIP6, hlim=rng.choice((64, 1)))
+    return bytes(outer / err / bytes(quoted)[: rng.choice((60, 48, 44, 40))])
+
+
 def _v6(rng: random.Random) -> bytes:
+    if rng.random() < 0.25:
+        return _icmp6_error(rng)
     hlim = rng.choice((64, 64, 2, 1))
     if rng.random() < 0.3:  # a real server's reply
         sport = rng.choice((P.NAT_RPORT, P.UDP_PORT, P.DR_PORT))
