@@ -62,7 +62,8 @@ def open_ports(args: argparse.Namespace, fanout_group: int | None = None,
                 group = None if fanout_group is None else (fanout_group + i) & 0xFFFF
                 key = (fanout_keys or {}).get(name)
                 ports.append(AFPacketPort(i, name, fanout_group=group, fanout_key=key,
-                                          fanout_members=args.workers, addr=override))
+                                          fanout_members=args.workers, addr=override,
+                                          tx_ring=args.tx_ring and args.engine == "c"))
     except BaseException:
         for p in ports:
             p.close()
@@ -256,6 +257,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="the balancer's IPv4 address on a port (TAP ports; default: the interface's)")
     p.add_argument("--mac", action="append", metavar="IF=MAC", help="the balancer's MAC on a TAP port")
     p.add_argument("--metrics", metavar="ADDR:PORT", help="serve Prometheus metrics on GET /metrics")
+    p.add_argument("--tx-ring", action=argparse.BooleanOptionalAction, default=False,
+                   help="C engine on AF_PACKET: send through a TPACKET_V3 TX ring instead of sendmmsg")
     p.add_argument("--batch", type=int, default=64, help="frames per batch (C engine)")
     p.add_argument("--budget", type=int, default=1024, help="frames per pump call before Python runs")
     p.add_argument("--conn-max", type=int, default=65536, help="connection table size per worker")

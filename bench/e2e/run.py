@@ -19,7 +19,8 @@ Modes: kernel = plain IP forwarding to real1 (the practical limit); nft-dnat = n
 round robin over both real servers (conntrack on); lb-nat / lb-dr = `lb run` (C engine) with rr over both
 real servers, -m / -g; lb-nat-2w / lb-dr-2w = the same with `--workers 2` (the 16 flows come from 8 client
 addresses, 10.1.0.11-18, so that the fanout by client address has something to spread; both workers are
-pinned to CPU 1 as well, so on this 2-core machine the question is only "not slower").
+pinned to CPU 1 as well, so on this 2-core machine the question is only "not slower"); a "-txr" suffix
+(lb-dr-txr, lb-nat-2w-txr) sends through a TPACKET_V3 TX ring (`--tx-ring`) instead of sendmmsg.
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ class Mode:
                 " }\n}\n"))
         if self.name.startswith("lb-"):
             flag = "-m" if self.name.startswith("lb-nat") else "-g"
-            workers = "2" if self.name.endswith("-2w") else "1"
+            workers = "2" if "-2w" in self.name else "1"
+            extra = ["--tx-ring"] if "-txr" in self.name else []
             rules = self.tmp / "rules"
             rules.write_text(f"-A -u {VIP}:{PORT} -s rr\n-a -u {VIP}:{PORT} -r 10.2.0.2:{PORT} {flag} -w 1\n"
                              f"-a -u {VIP}:{PORT} -r 10.3.0.2:{PORT} {flag} -w 1\n")
@@ -128,7 +130,7 @@ class Mode:
             self.proc = subprocess.Popen(
                 ["taskset", "-c", "1", "ip", "netns", "exec", t.l, sys.executable, "-m", "lb", "run",
                  "--iface", "l0", "--iface", "l1", "--iface", "l2", "--rules", str(rules), "--socket", "none",
-                 "--duration", "600", "--batch", str(self.args.batch), "--workers", workers],
+                 "--duration", "600", "--batch", str(self.args.batch), "--workers", workers, *extra],
                 text=True, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
             time.sleep(1.5)
             # warm up: ARP for the VIP, next hops of both dests resolved

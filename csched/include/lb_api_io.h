@@ -55,6 +55,10 @@ int lb_pump_port_ring(struct lb_pump *p, int port, int fd, uint8_t *ring, uint32
 		      uint32_t block_nr);
 int lb_pump_port_sock(struct lb_pump *p, int port, int fd);
 int lb_pump_port_fd(struct lb_pump *p, int port, int fd);
+/* Give an attached AF_PACKET port a TPACKET_V3 TX ring (frame_nr frames of frame_size bytes, contiguous,
+ * mapped right after the RX ring): TX frames are copied into it and one send() kicks them all, instead
+ * of a sendmmsg of iovecs.  A socket with a TX ring sends only from it (lb_pump_send uses it too). */
+int lb_pump_port_txring(struct lb_pump *p, int port, uint8_t *ring, uint32_t frame_size, uint32_t frame_nr);
 
 /* Move frames until `budget` have been handled, or nothing is ready after one poll() of at most
  * timeout_ms (0: do not wait), or the slow-path queue has frames waiting after a batch.  core may be

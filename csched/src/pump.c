@@ -30,6 +30,9 @@ struct pump_port {
 	uint32_t cur_block;	/* block the reader is on */
 	uint32_t pkts_left;	/* packets of cur_block not yet copied (0: block not started) */
 	uint8_t *next_pkt;	/* next tpacket3_hdr in cur_block */
+	/* optional TPACKET_V3 TX ring (frames of tx_frame_size, contiguous): our next slot */
+	uint8_t *tx_ring;
+	uint32_t tx_frame_size, tx_frame_nr, tx_head;
 	struct lb_pump_port_stats st;
 	/* TX staging for this port: iovecs into the batch slab */
 	uint32_t ntx;
@@ -361,9 +364,58 @@ static void slow_put(struct lb_pump *p, uint32_t i)
 	pp->st.slow++;
 }
 
+/* Where a TX-ring frame's data starts: the kernel reads it at tp_hdrlen - sizeof(struct sockaddr_ll),
+ * i.e. the aligned tpacket3_hdr (af_packet.c tpacket_parse_header, without PACKET_TX_HAS_OFF). */
+#define TX_DATA_OFF TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
+
+/* Put one frame into the TX ring; false when the next slot is still the kernel's (ring full). */
+static bool txring_put(struct pump_port *pp, const uint8_t *frame, uint32_t len)
+{
+	if (len > pp->tx_frame_size - TX_DATA_OFF)
+		return false;
+	uint8_t *slot = pp->tx_ring + (size_t)pp->tx_head * pp->tx_frame_size;
+	struct tpacket3_hdr *h = (struct tpacket3_hdr *)slot;
+	uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+	if (status & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING))
+		return false;
+	memcpy(slot + TX_DATA_OFF, frame, len);
+	h->tp_len = len;
+	h->tp_snaplen = len;
+	h->tp_next_offset = 0;
+	__atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+	pp->tx_head = (pp->tx_head + 1) % pp->tx_frame_nr;
+	return true;
+}
+
+/* Ask the kernel to send what the ring holds (one syscall for all queued frames). */
+static int txring_kick(struct pump_port *pp)
+{
+	if (send(pp->fd, NULL, 0, MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != ENOBUFS)
+		return -errno;
+	return 0;
+}
+
+int lb_pump_port_txring(struct lb_pump *p, int port, uint8_t *ring, uint32_t frame_size, uint32_t frame_nr)
+{
+	if (!p || port < 0 || port >= LB_PUMP_MAX_PORTS || !p->ports[port].used || !ring ||
+	    p->ports[port].kind == LB_PUMP_IO_FD || frame_size < TX_DATA_OFF + 64 || frame_nr == 0)
+		return -EINVAL;
+	struct pump_port *pp = &p->ports[port];
+	pp->tx_ring = ring;
+	pp->tx_frame_size = frame_size;
+	pp->tx_frame_nr = frame_nr;
+	pp->tx_head = 0;
+	return 0;
+}
+
 static int frame_write(struct pump_port *pp, const uint8_t *frame, uint32_t len)
 {
 	ssize_t r;
+	if (pp->tx_ring) {	/* a socket with a TX ring sends only from the ring */
+		if (!txring_put(pp, frame, len))
+			return -ENOBUFS;
+		return txring_kick(pp);
+	}
 	if (pp->kind == LB_PUMP_IO_FD)
 		r = write(pp->fd, frame, len);
 	else
@@ -376,6 +428,27 @@ static int frame_write(struct pump_port *pp, const uint8_t *frame, uint32_t len)
 static void tx_flush_port(struct pump_port *pp)
 {
 	uint32_t done = 0;
+	if (pp->tx_ring) {
+		uint32_t queued = 0;
+		uint64_t bytes = 0;
+		for (uint32_t k = 0; k < pp->ntx; k++) {
+			struct iovec *v = &pp->txiov[k];
+			if (!txring_put(pp, v->iov_base, (uint32_t)v->iov_len)) {
+				pp->st.tx_errs += pp->ntx - k;	/* ring full: the rest is lost */
+				break;
+			}
+			queued++;
+			bytes += v->iov_len;
+		}
+		if (queued && txring_kick(pp) < 0) {
+			pp->st.tx_errs += queued;
+		} else {
+			pp->st.tx_pkts += queued;
+			pp->st.tx_bytes += bytes;
+		}
+		pp->ntx = 0;
+		return;
+	}
 	if (pp->kind == LB_PUMP_IO_FD) {
 		for (uint32_t k = 0; k < pp->ntx; k++) {
 			struct iovec *v = &pp->txiov[k];

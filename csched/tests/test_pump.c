@@ -6,6 +6,8 @@
  *   - a TPACKET_V3 ring built in memory is walked block by block, blocks are handed back to the kernel,
  *     truncated frames and partial checksums are counted;
  *   - lb_pump_send writes one frame, lb_pump_stats reports per-port counters, bad arguments fail;
+ *   - a TX ring takes lb_pump_send frames at the kernel's data offset, marks them SEND_REQUEST, and
+ *     refuses (counted) when the next slot is still the kernel's;
  *   - with a core, a frame for a DR service leaves on the dest's port with the next hop's MAC (TX verdicts
  *     are grouped per egress port and sent), a frame for no service goes to the slow path.
  */
@@ -332,6 +334,44 @@ static void test_tx_through_core(void)
 	close(b[1]);
 }
 
+static void test_txring(void)
+{
+	const uint32_t fs = 256, nr = 4;
+	uint8_t *ring = calloc(nr, fs);
+	int sv[2];
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv), 0);
+	struct lb_pump *p = lb_pump_new(NULL);
+	CHECK_EQ(lb_pump_port_txring(p, 0, ring, fs, nr), -EINVAL);	/* port not attached */
+	CHECK_EQ(lb_pump_port_sock(p, 0, sv[0]), 0);
+	CHECK_EQ(lb_pump_port_txring(p, 0, ring, 40, nr), -EINVAL);	/* frame too small */
+	CHECK_EQ(lb_pump_port_txring(p, 0, ring, fs, nr), 0);
+	uint8_t f[100];
+	for (uint32_t i = 0; i < nr; i++) {
+		frame(f, 60 + i, (uint8_t)i);
+		CHECK_EQ(lb_pump_send(p, 0, f, 60 + i), 0);
+		struct tpacket3_hdr *h = (struct tpacket3_hdr *)(ring + (size_t)i * fs);
+		CHECK_EQ(h->tp_status, TP_STATUS_SEND_REQUEST);
+		CHECK_EQ(h->tp_len, 60 + i);
+		CHECK(memcmp(ring + (size_t)i * fs + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)), f, 60 + i) == 0,
+		      "slot %u data", i);
+	}
+	/* every slot still the kernel's: refused */
+	CHECK_EQ(lb_pump_send(p, 0, f, 60), -ENOBUFS);
+	/* the kernel sent slot 0 */
+	((struct tpacket3_hdr *)ring)->tp_status = TP_STATUS_AVAILABLE;
+	CHECK_EQ(lb_pump_send(p, 0, f, 64), 0);
+	CHECK_EQ(((struct tpacket3_hdr *)ring)->tp_len, 64);
+	CHECK_EQ(lb_pump_send(p, 0, f, 300), -ENOBUFS);	/* larger than a slot */
+	struct lb_pump_port_stats st;
+	CHECK_EQ(lb_pump_stats(p, 0, &st), 0);
+	CHECK_EQ(st.tx_pkts, nr + 1);
+	CHECK_EQ(st.tx_errs, 2);
+	lb_pump_free(p);
+	free(ring);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	test_sock_port();
@@ -339,5 +379,6 @@ int main(void)
 	test_ring();
 	test_bad_cfg();
 	test_tx_through_core();
+	test_txring();
 	return DONE();
 }

@@ -17,6 +17,11 @@ Where the kernel of the balancer's namespace comes in: packet taps (ptype_all) a
 drop rule for VIP traffic (loop.KernelGuard) hides those frames from the namespace's IP stack while the
 ring still gets its copy.
 
+TX: `send`/sendmmsg by default.  `tx_ring=True` adds a TPACKET_V3 TX ring (mapped after the RX ring; frames
+copied in, one send() kicks them all).  Measured on the lab (bench/e2e, lb-dr vs lb-dr-txr): no gain, the
+cost is the per-frame skb and the peer's receive work either way (see bench/e2e/run.py), so it stays an
+option (`lb run --tx-ring`).  Once a socket has a TX ring it sends only from it.
+
 Offloads: a veth peer with checksum/segmentation offload on hands us frames whose L4 checksum is only the
 pseudo-header sum (TP_STATUS_CSUMNOTREADY, counted as rx_csum_partial) or GSO frames bigger than the MTU
 (counted as rx_trunc).  We do not ask for PACKET_VNET_HDR; the lab turns tx/tso/gso/gro off on its links
@@ -39,6 +44,8 @@ ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_RX_RING = 5
 PACKET_STATISTICS = 6
+PACKET_TX_RING = 13
+PACKET_LOSS = 14
 PACKET_VERSION = 10
 PACKET_FANOUT = 18
 PACKET_QDISC_BYPASS = 20
@@ -52,6 +59,10 @@ PACKET_FANOUT_FLAG_DEFRAG = 0x8000
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1
 TP_STATUS_CSUMNOTREADY = 1 << 3
+TP_STATUS_SEND_REQUEST = 1
+TP_STATUS_SENDING = 2
+#: TX ring frame data offset: TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) (af_packet.c tpacket_parse_header)
+TX_DATA_OFF = 48
 
 # ioctls (linux/sockios.h)
 SIOCGIFADDR = 0x8915
@@ -128,13 +139,18 @@ class AFPacketPort(Port):
     def __init__(self, index: int, name: str, *, block_size: int = 1 << 17, block_nr: int = 32,
                  frame_size: int = 2048, retire_ms: int = 1, fanout_group: int | None = None,
                  fanout_key: str | None = None, fanout_members: int = 1, qdisc_bypass: bool = True,
-                 addr: PortAddr | None = None) -> None:
+                 tx_ring: bool = False, tx_frames: int = 4096, addr: PortAddr | None = None) -> None:
         info = link_info(name)
         if addr is not None:
             info = PortAddr(addr.mac or info.mac, addr.ipv4 or info.ipv4, addr.mtu or info.mtu)
         super().__init__(index, name, info)
         self.block_size = block_size
         self.block_nr = block_nr
+        self.rx_size = block_size * block_nr
+        # TX ring (optional): frames of frame_size, contiguous, mapped after the RX ring
+        self.tx_frame_size = frame_size
+        self.tx_frame_nr = tx_frames if tx_ring else 0
+        self._tx_head = 0
         self.ifindex = socket.if_nametoindex(name)
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
@@ -142,8 +158,16 @@ class AFPacketPort(Port):
             s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
             req = struct.pack("=7I", block_size, block_nr, frame_size, block_size * block_nr // frame_size,
                               retire_ms, 0, 0)
+            if tx_ring:  # before any ring (else EBUSY): a malformed frame is skipped, not a stuck ring
+                s.setsockopt(SOL_PACKET, PACKET_LOSS, 1)
             s.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
-            self.ring = mmap.mmap(s.fileno(), block_size * block_nr, mmap.MAP_SHARED,
+            if tx_ring:
+                tx_block = 1 << 16
+                per_block = tx_block // frame_size
+                self.tx_frame_nr = (tx_frames + per_block - 1) // per_block * per_block
+                s.setsockopt(SOL_PACKET, PACKET_TX_RING, struct.pack(
+                    "=7I", tx_block, self.tx_frame_nr // per_block, frame_size, self.tx_frame_nr, 0, 0, 0))
+            self.ring = mmap.mmap(s.fileno(), self.rx_size + self.tx_frame_nr * frame_size, mmap.MAP_SHARED,
                                   mmap.PROT_READ | mmap.PROT_WRITE)
             s.bind((name, ETH_P_ALL))
             if qdisc_bypass:
@@ -207,8 +231,29 @@ class AFPacketPort(Port):
         self._block = (self._block + 1) % self.block_nr
 
     def send(self, frame: bytes | bytearray | memoryview) -> bool:
+        if self.tx_frame_nr:  # a socket with a TX ring sends only from the ring
+            return self._send_ring(frame)
         try:
             self.sock.send(frame)
+        except (BlockingIOError, OSError):
+            return False
+        return True
+
+    def _send_ring(self, frame: bytes | bytearray | memoryview) -> bool:
+        """Copy the frame into the next TX ring slot, mark it SEND_REQUEST, kick the kernel."""
+        if len(frame) > self.tx_frame_size - TX_DATA_OFF:
+            return False
+        slot = self.rx_size + self._tx_head * self.tx_frame_size
+        status = struct.unpack_from("=I", self.ring, slot + 20)[0]  # tp_status
+        if status & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING):
+            return False
+        self.ring[slot + TX_DATA_OFF:slot + TX_DATA_OFF + len(frame)] = bytes(frame)
+        # tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len
+        struct.pack_into("=IIIII", self.ring, slot, 0, 0, 0, len(frame), len(frame))
+        struct.pack_into("=I", self.ring, slot + 20, TP_STATUS_SEND_REQUEST)
+        self._tx_head = (self._tx_head + 1) % self.tx_frame_nr
+        try:
+            self.sock.send(b"")
         except (BlockingIOError, OSError):
             return False
         return True

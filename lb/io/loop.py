@@ -223,6 +223,13 @@ class Dataplane(_LoopBase):
                 rc = lib.lb_pump_port_fd(self.pump, p.index, p.fileno())
             if rc < 0:
                 raise OSError(-rc, f"lb_pump: cannot attach port {p.index} ({p.name})")
+            tx_nr = getattr(p, "tx_frame_nr", 0)
+            if tx_nr:
+                rx_size = getattr(p, "rx_size")  # noqa: B009
+                rc = lib.lb_pump_port_txring(self.pump, p.index, self._keep[-1] + rx_size,
+                                             getattr(p, "tx_frame_size"), tx_nr)  # noqa: B009
+                if rc < 0:
+                    raise OSError(-rc, f"lb_pump: cannot attach the TX ring of port {p.index} ({p.name})")
         self.budget = budget
         self.timeout_ms = timeout_ms
         self._slow_buf = bytearray(stride)
