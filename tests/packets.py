@@ -95,16 +95,30 @@ SERVICES: tuple[tuple[model.ServiceKey, tuple[tuple[str, int, model.Fwd], ...], 
 )
 
 
-def configure(engine: Any, mtu: int = MTU, sched: str = "rr") -> None:
-    """Ports, services, dests and next hops on a packet engine (tests' CEngine or lb.engine PythonEngine)."""
+def configure(
+    engine: Any,
+    mtu: int = MTU,
+    sched: str = "rr",
+    *,
+    flags: int = 0,
+    timeout: int = 0,
+    second_dest: bool = False,
+) -> None:
+    """Ports, services, dests and next hops on a packet engine (tests' CEngine or lb.engine PythonEngine).
+
+    `flags`/`timeout` go on every service (e.g. persistence, one-packet); `second_dest` adds 10.1.0.12 (and
+    fd01::12) with the same port to every service that has a dest, so schedulers have a choice.
+    """
     engine.set_port(0, mac(LB0_MAC), IPv4Address(LB0_IP), mtu)
     engine.set_port(1, mac(LB1_MAC), IPv4Address(LB1_IP), mtu)
     for key, dests, routed in SERVICES:
-        engine.add_service(model.Service(key, sched))
-        for addr, port, fwd in dests:
-            engine.add_dest(key, model.Dest(ip_address(addr), port, fwd))
+        netmask = 128 if key.addr.version == 6 else model.V4_FULL_MASK
+        engine.add_service(model.Service(key, sched, flags, timeout, netmask))
+        more = [(RIP2 if key.addr.version == 4 else "fd01::12", port, fwd) for _, port, fwd in dests[:1]]
+        for addr, port, fwd in [*dests, *(more if second_dest and routed else [])]:
+            engine.add_dest(key, model.Dest(ip_address(addr), port, fwd, weight=2 if addr == RIP2 else 1))
             if routed:
-                rs_mac = RS2_MAC if addr == RIP2 else RS1_MAC
+                rs_mac = RS2_MAC if addr in (RIP2, "fd01::12") else RS1_MAC
                 engine.set_nexthop(key, model.DestKey(ip_address(addr), port), 1, mac(rs_mac))
 
 

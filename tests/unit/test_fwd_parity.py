@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import functools
 import random
+from typing import Any
 
 import packets as P  # noqa: N812 - Cilium-style short name for the packet table
+import pytest
 from fwd_engines import CEngine, PyEngine
 from hypothesis import given
 from hypothesis import strategies as st
@@ -32,6 +34,8 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrHopByHop,
 )
 from scapy.layers.l2 import ARP, Ether
+
+from lb import model
 
 CPORTS = (40000, 40001, 40002, 20, 33333)
 SVC_PORTS = (P.NAT_PORT, P.DR_PORT, P.TUN_PORT, P.NODEST_PORT, P.NOROUTE_PORT, 9999)
@@ -185,11 +189,12 @@ def make_frames(seed: int, n: int) -> list[tuple[bytes, int]]:
 
 
 def run_both(
-    frames: list[tuple[bytes, int]], mtu: int = P.MTU, stride: int = 2048
+    frames: list[tuple[bytes, int]], mtu: int = P.MTU, stride: int = 2048, **cfg: Any
 ) -> tuple[CEngine, PyEngine]:
-    c, py = CEngine(capacity=64), PyEngine()
-    P.configure(c, mtu)
-    P.configure(py, mtu)
+    conn_max = cfg.pop("conn_max", 65536)
+    c, py = CEngine(capacity=64, conn_max=conn_max), PyEngine(conn_max=conn_max)
+    P.configure(c, mtu, **cfg)
+    P.configure(py, mtu, **cfg)
     for now, i in enumerate(range(0, len(frames), 50)):
         chunk = frames[i : i + 50]
         got_c = c.process(chunk, now * 1_000_000_000, stride)
@@ -233,6 +238,36 @@ def test_parity_small_mtu_and_stride() -> None:
     small = [(f, p) for f, p in make_frames(1, 2000) if len(f) <= 256]
     c, py = run_both(small, stride=256)
     assert c.reason_counts() == py.reason_counts()
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"sched": "wlc", "second_dest": True},
+        {"sched": "sh", "second_dest": True, "flags": model.SVC_F_PERSISTENT, "timeout": 300},
+        {"sched": "wrr", "second_dest": True, "flags": model.SVC_F_ONEPACKET},
+        {"sched": "mh", "second_dest": True, "conn_max": 12},
+    ],
+    ids=["wlc", "sh-persistent", "wrr-onepacket", "mh-table-full"],
+)
+def test_parity_schedulers(cfg: dict[str, Any]) -> None:
+    """Two dests per service under other schedulers, persistence, one-packet UDP and a 12-entry table."""
+    c, py = run_both(make_frames(1, 2000), **dict(cfg))
+    assert c.reason_counts() == py.reason_counts()
+    assert c.stats() == py.stats()
+    dests_c = {
+        k: [(d.dest.key, d.activeconns, d.inactconns, d.persistconns) for d in c.core.dest_infos(k)]
+        for k in c.stats()
+    }
+    dests_py = {
+        k: [(d.key, d.activeconns, d.inactconns, d.persistconns) for d in py.service(k).dests]
+        for k in py.stats()
+    }
+    assert dests_c == dests_py
+    if "conn_max" in cfg:
+        assert c.reason_counts()["CONN_FULL"] > 0
+    if cfg.get("flags") == model.SVC_F_PERSISTENT:
+        assert any(d[3] for ds in dests_c.values() for d in ds), "no persistence template was made"
 
 
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 30))
