@@ -39,6 +39,13 @@ struct lb_batch {
  * LB_BATCH_STRIDE_MIN or above 65535, NULL arrays).  Allocates nothing. */
 int lb_process_batch(lb_core *core, struct lb_batch *b, uint64_t now_ns);
 
+/* Forwarding methods the packet path implements (lb_xmit.h's LB_FWD_LIST, in that order): their
+ * names ("masq", "droute", "tunnel"), LB_FWD_* values and ipvsadm flag letters ('m', 'g', 'i'). */
+int lb_fwd_count(void);
+const char *lb_fwd_name(int i);
+int lb_fwd_value(int i);
+int lb_fwd_flag(int i);
+
 /* Reasons (lb_reason.h's LB_REASON_LIST): how many, their names ("NO_SERVICE") and texts. */
 int lb_reason_max(void);
 const char *lb_reason_name(int i);

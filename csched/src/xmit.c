@@ -11,6 +11,16 @@
 const struct lb_xmit_ops *const lb_xmit_table[LB_FWD_SLOTS] = { LB_FWD_LIST(LB_XMIT_SLOT) };
 #undef LB_XMIT_SLOT
 
+#define LB_XMIT_ENTRY(n, v, f) &lb_xmit_##n,
+static const struct lb_xmit_ops *const fwd_list[] = { LB_FWD_LIST(LB_XMIT_ENTRY) };
+#undef LB_XMIT_ENTRY
+#define FWD_N ((int)(sizeof(fwd_list) / sizeof(fwd_list[0])))
+
+int lb_fwd_count(void) { return FWD_N; }
+const char *lb_fwd_name(int i) { return i >= 0 && i < FWD_N ? fwd_list[i]->name : NULL; }
+int lb_fwd_value(int i) { return i >= 0 && i < FWD_N ? fwd_list[i]->fwd : -1; }
+int lb_fwd_flag(int i) { return i >= 0 && i < FWD_N ? fwd_list[i]->ipvsadm_flag : -1; }
+
 bool lb_xmit_nexthop(struct lb_core *core, struct lb_pkt *p, const struct lb_dest *dest)
 {
 	(void)core;

@@ -26,6 +26,7 @@ import pytest
 from fwd_engines import make
 from scapy.packet import Packet
 
+from lb.fwd import FWD
 from lb.fwd.parse import Reason, Verdict
 
 Frame = Packet | bytes
@@ -179,3 +180,15 @@ def test_removed_dest_drops(backend: str) -> None:
     data, syn = eng.process([(bytes(P.nat_data_in), 0), (bytes(P.nat_opts_in), 0)], 0)
     assert (data.verdict, data.reason) == (Verdict.DROP, Reason.NO_DEST)
     assert (syn.verdict, syn.reason) == (Verdict.TX, Reason.NO_DEST)
+
+
+def test_fwd_registry() -> None:
+    """The C forwarding-method table (LB_FWD_LIST) and lb.fwd.FWD list the same methods in the same order."""
+    from lb.core._ffi import ffi, lib  # noqa: PLC0415 - the compiled core, as the other C-backed tests
+
+    c_side = [
+        (ffi.string(lib.lb_fwd_name(i)).decode(), "-" + chr(lib.lb_fwd_flag(i)), lib.lb_fwd_value(i))
+        for i in range(lib.lb_fwd_count())
+    ]
+    assert c_side == [(m.name, m.ipvsadm_flag, int(m.fwd)) for m in FWD]
+    assert [m.ipvsadm_flag for m in FWD] == [m.fwd.switch for m in FWD]
