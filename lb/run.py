@@ -11,8 +11,8 @@ the loop of lb/io/loop.py.  On exit it prints the counters.  Logs are one line p
 PACKET_FANOUT hash group (the kernel spreads flows over the group; both directions of a flow hash alike, so a
 connection's packets all reach the worker that owns its table entry), builds its own Core and applies the
 same rules: one connection table per worker, no locks, as DPVS keeps one per lcore.  Worker 0 also serves
-the control socket; changes made there reach only worker 0 (forwarding them to the others is not done yet),
-so with --workers > 1 the rules file is the configuration.
+the control socket (and --metrics: its own counters only); after each change it publishes a configuration
+snapshot that the other workers apply between their batches (lb/io/workers.py).
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def open_ports(args: argparse.Namespace, fanout_group: int | None = None,
 
 
 def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0,
-               ports: list[Port] | None = None) -> int:
+               ports: list[Port] | None = None, *, publish_fds: list[int] | None = None,
+               follow_fd: int | None = None) -> int:
     from lb.core.core import Core  # noqa: PLC0415
     from lb.state import ConfigState  # noqa: PLC0415
 
@@ -111,9 +112,23 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
             dp.neigh.publish = kernel_neigh_replace
         if args.socket != "none" and worker == 0:
             from lb.daemon.server import Server  # noqa: PLC0415
-            server = Server(state, args.socket, on_change=dp.config_changed).start()
+            on_change: Any = dp.config_changed
+            if publish_fds:
+                from lb.io.workers import Publisher  # noqa: PLC0415
+                publisher = Publisher(publish_fds)
+                dp.controls.append(publisher)
+                loop0 = dp
+
+                def on_change(result: object) -> None:
+                    loop0.config_changed(result)
+                    publisher.publish(core, state.timeouts)
+
+            server = Server(state, args.socket, on_change=on_change).start()
             dp.controls.append(server)
             log(f"control socket {server.path}")
+        if follow_fd is not None:
+            from lb.io.workers import Follower  # noqa: PLC0415
+            dp.controls.append(Follower(follow_fd, core, on_change=dp.config_changed, log=log))
         if args.metrics and worker == 0:
             from lb.metrics import MetricsServer, core_families, exposition  # noqa: PLC0415
             loop_ = dp
@@ -181,6 +196,8 @@ def run_workers(args: argparse.Namespace, rules_text: str | None) -> int:
     # All sockets are opened here, worker by worker, so that worker w is member w of every port's fanout
     # group (the BPF program's return value indexes the members in join order).
     per_worker = [open_ports(args, group, keys) for _ in range(args.workers)]
+    # worker 0 (control socket) publishes configuration snapshots to the others (lb/io/workers.py)
+    pipes = [os.pipe() for _ in range(args.workers - 1)]
     pids: list[int] = []
     for w in range(args.workers):
         pid = os.fork()
@@ -193,7 +210,14 @@ def run_workers(args: argparse.Namespace, rules_text: str | None) -> int:
                             p.close()
                 if w > 0:
                     args.socket = "none"
-                code = run_worker(args, rules_text, w, per_worker[w])
+                mine_r = pipes[w - 1][0] if w > 0 else None
+                for r, wr in pipes:
+                    if r != mine_r:
+                        os.close(r)
+                    if w > 0:
+                        os.close(wr)
+                publish = [wr for _, wr in pipes] if w == 0 else None
+                code = run_worker(args, rules_text, w, per_worker[w], publish_fds=publish, follow_fd=mine_r)
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -203,6 +227,9 @@ def run_workers(args: argparse.Namespace, rules_text: str | None) -> int:
     for ps in per_worker:
         for p in ps:
             p.close()
+    for r, wr in pipes:
+        os.close(r)
+        os.close(wr)
 
     def _forward(signum: int, _frame: object) -> None:
         for pid in pids:

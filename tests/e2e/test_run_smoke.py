@@ -246,9 +246,10 @@ def test_workers_share_nat_traffic_by_client(lab: Lab) -> None:
     for i in range(8):
         sh("ip", "-n", lab.c, "addr", "add", f"10.1.0.{11 + i}/24", "dev", "c0", check=False)
     env = dict(os.environ, PYTHONPATH=str(REPO))
+    sock = lab.tmp / "w.sock"
     lab.proc = subprocess.Popen(
         ["ip", "netns", "exec", lab.lb, PY, "-m", "lb", "run", "--iface", "l0", "--iface", "l1",
-         "--rules", str(lab.tmp / "rules.save"), "--socket", "none", "--workers", "2", "--duration", "30"],
+         "--rules", str(lab.tmp / "rules.save"), "--socket", str(sock), "--workers", "2", "--duration", "30"],
         text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     server = lab.ns_bg(lab.r, """
         import socket
@@ -259,6 +260,13 @@ def test_workers_share_nat_traffic_by_client(lab: Lab) -> None:
         except socket.timeout:
             pass
     """)
+    deadline = time.monotonic() + 10
+    while not sock.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # a service added through worker 0's control socket reaches worker 1 too (lb/io/workers.py)
+    for cmd in (["-A", "-u", f"{VIP}:6000", "-s", "rr"],
+                ["-a", "-u", f"{VIP}:6000", "-r", "10.2.0.2:5000", "-m", "-w", "1"]):
+        sh("ip", "netns", "exec", lab.lb, PY, "-m", "lb.cli.ipvsadm", "--socket", str(sock), *cmd)
     time.sleep(2.0)
     out = lab.ns_py(lab.c, f"""
         import socket
@@ -267,9 +275,10 @@ def test_workers_share_nat_traffic_by_client(lab: Lab) -> None:
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1.0)
             s.bind(("10.1.0.%d" % (11 + i), 0))
             for j in range(3):
-                s.sendto(b"w%d" % j, ("{VIP}", 5000))
+                port = 5000 if j < 2 else 6000
+                s.sendto(b"w%d" % j, ("{VIP}", port))
                 try:
-                    d, a = s.recvfrom(100); ok += d == b"w%d" % j and a == ("{VIP}", 5000)
+                    d, a = s.recvfrom(100); ok += d == b"w%d" % j and a == ("{VIP}", port)
                 except socket.timeout:
                     pass
         print(ok)
@@ -277,6 +286,7 @@ def test_workers_share_nat_traffic_by_client(lab: Lab) -> None:
     server.kill()
     err = lab.stop_lb()
     assert int(out.strip()) >= 23, (out, err)  # 24 requests; one may race the first ARP
+    assert "[w1] workers: configuration followed from worker 0" in err, err
     rx = {}
     for line in err.splitlines():
         if "] l0: rx " in line:
