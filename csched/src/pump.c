@@ -336,6 +336,7 @@ static void batch_passthrough(struct lb_pump *p)
  * LB_PUMP_F_PASSTHROUGH (or a batch the core refuses) every frame goes to the slow path. */
 static void batch_process(lb_core *core, struct lb_pump *p, uint64_t now_ns)
 {
+	/* step 2 of the packet walk: the whole batch through the core (process.c) */
 	if (core && !(p->cfg.flags & LB_PUMP_F_PASSTHROUGH)) {
 		struct lb_batch b = {
 			.slab = p->slab, .stride = p->cfg.stride, .n = p->n, .len = p->len,
@@ -481,6 +482,7 @@ static void tx_flush_port(struct pump_port *pp)
 	pp->ntx = 0;
 }
 
+/* step 9: TX verdicts grouped per egress port and sent; PASS to the slow path; DROP counted */
 static void batch_finish(struct lb_pump *p)
 {
 	for (uint32_t i = 0; i < p->n; i++) {

@@ -156,13 +156,17 @@ class SlowPath:
             return None
         if ethertype == ETH_P_IP and len(frame) >= 34:
             daddr = IPv4Address(bytes(frame[30:34]))
+            saddr = IPv4Address(bytes(frame[26:30]))
             if frame[23] == 1 and self._mine(daddr, port_index):
                 reply = icmp_echo_reply(frame, port.mac)
                 if reply is not None:
                     st.echo_replies += 1
                     if self.log:
-                        src = IPv4Address(bytes(frame[26:30]))
-                        self.log(f"icmp: echo reply {daddr} -> {src} on {port.name}")
+                        self.log(f"icmp: echo reply {daddr} -> {saddr} on {port.name}")
                     return reply
+            if self.log:
+                self.log(f"slow: left alone: IPv4 proto {frame[23]} {saddr} -> {daddr} on {port.name}")
+        elif self.log:
+            self.log(f"slow: left alone: ethertype 0x{ethertype:04x} on {port.name}")
         st.ignored += 1
         return None

@@ -242,6 +242,7 @@ class Dataplane(_LoopBase):
         self.lib.lb_pump_send(self.pump, port, frame, len(frame))
 
     def step(self) -> int:
+        # step 1 (docs/packet-walk.md): frames in -> lb_process_batch (steps 2-8, C) -> frames out (step 9)
         now = self.clock_ns()
         n: int = self.lib.lb_pump(self.core.ptr, self.pump, self.budget, self.timeout_ms, now)
         if n < 0:
