@@ -88,10 +88,26 @@ bool lb_parse(struct lb_pkt *p);
 
 /* csum.c: RFC 1071 sums and RFC 1624 incremental updates (kernel net/checksum.h). */
 uint32_t lb_csum_add(uint32_t sum, const uint8_t *b, uint32_t n);	/* 16-bit big-endian words */
-uint16_t lb_csum_fold(uint32_t sum);					/* ~fold(sum) */
 void lb_ip4_send_check(uint8_t *iph);		/* recompute the header checksum (kernel ip_send_check) */
+
+/* ~fold(sum) (inline: every rewrite calls it) */
+static inline uint16_t lb_csum_fold(uint32_t sum)
+{
+	sum = (sum & 0xFFFFu) + (sum >> 16);
+	sum = (sum & 0xFFFFu) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
 /* HC' = ~(~HC + ~m + m') over n 16-bit words of old and new value (RFC 1624 eqn. 3). */
-uint16_t lb_csum_replace(uint16_t check, const uint8_t *old, const uint8_t *new_, uint32_t nwords);
+static inline uint16_t lb_csum_replace(uint16_t check, const uint8_t *old, const uint8_t *new_, uint32_t nwords)
+{
+	uint32_t sum = (uint16_t)~check;
+	for (uint32_t i = 0; i < nwords; i++) {
+		sum += (uint16_t)~lb_get16(old + 2 * i);
+		sum += lb_get16(new_ + 2 * i);
+	}
+	return lb_csum_fold(sum);
+}
 
 /* icmp.c */
 /* Turn p into an ICMP error about itself (icmp_send): type/code/info, source saddr (network

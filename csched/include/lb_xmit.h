@@ -47,6 +47,13 @@ void lb_xmit_l2(struct lb_core *core, struct lb_pkt *p, int port, const uint8_t 
  * L4 checksum incrementally and the IP header checksum. */
 void lb_nat_rewrite(struct lb_pkt *p, bool dst, const union lb_addr *addr, uint16_t port_net);
 void lb_nat6_rewrite(struct lb_pkt *p, bool dst, const union lb_addr *addr, uint16_t port_net);
+/* TTL - 1 with the header checksum updated incrementally (kernel ip_decrease_ttl; RFC 1624). */
+static inline void lb_ip4_ttl_dec(uint8_t *ip)
+{
+	uint8_t old[2] = { ip[8], ip[9] };
+	ip[8]--;
+	lb_put16(ip + 10, lb_csum_replace(lb_get16(ip + 10), old, ip + 8, 1));
+}
 /* The ICMP source the balancer uses for errors about packet p: the address the packet was sent to
  * when that is one of ours (a virtual service), else our address on the port it came in on. */
 uint32_t lb_xmit_icmp_src(const struct lb_core *core, const struct lb_pkt *p, bool to_vip);

@@ -1,7 +1,8 @@
 /*
- * csum.c - Internet checksums: the RFC 1071 one's-complement sum, the full IPv4 header checksum
- * (kernel ip_send_check) and RFC 1624 incremental updates (kernel inet_proto_csum_replace4/2 as
- * used by tcp_dnat_handler / udp_snat_handler).  lb/fwd/csum.py is the Python twin.
+ * csum.c - Internet checksums: the RFC 1071 one's-complement sum and the full IPv4 header checksum
+ * (kernel ip_send_check).  The RFC 1624 incremental update (kernel inet_proto_csum_replace4/2 as
+ * tcp_dnat_handler / udp_snat_handler use it) and the fold are inline in lb_pkt.h, for speed.
+ * lb/fwd/csum.py is the Python twin.
  */
 #include "lb_pkt.h"
 
@@ -17,27 +18,10 @@ uint32_t lb_csum_add(uint32_t sum, const uint8_t *b, uint32_t n)
 	return sum;
 }
 
-uint16_t lb_csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xFFFFu) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
 void lb_ip4_send_check(uint8_t *iph)
 {
 	uint32_t hl = (uint32_t)(iph[0] & 0x0F) * 4;
 	iph[10] = 0;
 	iph[11] = 0;
 	lb_put16(iph + 10, lb_csum_fold(lb_csum_add(0, iph, hl)));
-}
-
-uint16_t lb_csum_replace(uint16_t check, const uint8_t *old, const uint8_t *new_, uint32_t nwords)
-{
-	uint32_t sum = (uint16_t)~check;
-	for (uint32_t i = 0; i < nwords; i++) {
-		sum += (uint16_t)~lb_get16(old + 2 * i);
-		sum += lb_get16(new_ + 2 * i);
-	}
-	return lb_csum_fold(sum);
 }

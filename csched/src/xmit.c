@@ -3,7 +3,8 @@
  * transmitter once per connection) and the steps all transmitters share: next hop, TTL, MTU and
  * the Ethernet header (kernel ip_vs_xmit.c __ip_vs_get_out_rt, decrement_ttl,
  * ensure_mtu_is_adequate).  Linux >= 5.3 decrements the TTL in every mode, checking it before the
- * MTU, so a "fragmentation needed" quotes the already-decremented packet; we do the same.
+ * MTU, so a "fragmentation needed" quotes the already-decremented packet; we do the same.  The TTL
+ * and address changes update the header checksum incrementally (RFC 1624), as ip_decrease_ttl does.
  */
 #include "lb_xmit.h"
 
@@ -39,8 +40,7 @@ bool lb_xmit_ttl(struct lb_pkt *p, uint32_t icmp_src)
 		lb_icmp4_send(p, LB_ICMP_TIME_EXCEEDED, LB_ICMP_EXC_TTL, 0, icmp_src, LB_R_TTL);
 		return false;
 	}
-	ip[8]--;
-	lb_ip4_send_check(ip);
+	lb_ip4_ttl_dec(ip);
 	return true;
 }
 

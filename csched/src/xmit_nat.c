@@ -2,7 +2,9 @@
  * xmit_nat.c - NAT (masquerading, ipvsadm -m): requests get VIP:vport -> RIP:rport (DNAT), replies
  * RIP:rport -> VIP:vport (SNAT), with RFC 1624 incremental TCP/UDP checksum updates over the
  * pseudo-header address and the port (kernel ip_vs_nat_xmit + tcp/udp_dnat_handler, handle_response
- * + tcp/udp_snat_handler); a UDP checksum of 0 (none) stays 0, a computed 0 is sent as 0xFFFF.
+ * + tcp/udp_snat_handler); a UDP checksum of 0 (none) stays 0, a computed 0 is sent as 0xFFFF.  The
+ * IPv4 header checksum is updated the same way (the kernel recomputes it; the result is the same for
+ * any header whose checksum was right, which parse.c made sure of).
  * Requests are checked as IPVS does (TTL, then MTU); replies as the kernel's ip_forward does (TTL
  * check, MTU check, then the decrement).  lb/fwd/nat.py is the Python twin.
  */
@@ -29,7 +31,7 @@ void lb_nat_rewrite(struct lb_pkt *p, bool dst, const union lb_addr *addr, uint1
 	}
 	memcpy(l4 + poff, &port_net, 2);
 	memcpy(ip + aoff, &addr->ip, 4);
-	lb_ip4_send_check(ip);
+	lb_put16(ip + 10, lb_csum_replace(lb_get16(ip + 10), old, new_, 2));
 }
 
 void lb_nat6_rewrite(struct lb_pkt *p, bool dst, const union lb_addr *addr, uint16_t port_net)
@@ -109,8 +111,8 @@ static void masq_xmit_reply(struct lb_core *core, struct lb_pkt *p, struct lb_co
 	}
 	if (!lb_xmit_mtu(p, core->ports[port].mtu, src))
 		return;
-	ip[8]--;
-	lb_nat_rewrite(p, false, &cp->vaddr, cp->vport);	/* recomputes the IP checksum */
+	lb_ip4_ttl_dec(ip);
+	lb_nat_rewrite(p, false, &cp->vaddr, cp->vport);
 	lb_xmit_l2(core, p, port, cp->cl_mac);
 }
 

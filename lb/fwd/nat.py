@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lb.fwd import xmit
-from lb.fwd.csum import csum_replace, ip4_send_check
+from lb.fwd.csum import csum_replace
 from lb.fwd.icmp import ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, icmp4_send
 from lb.fwd.parse import AF_INET6, IPPROTO_TCP, IPPROTO_UDP, Pkt, Reason, get16, put16
 
@@ -34,7 +34,7 @@ def rewrite(p: Pkt, dst: bool, addr: bytes, port: int) -> None:
             put16(b, l4 + 6, check or 0xFFFF)
     put16(b, l4 + poff, port)
     b[ip + aoff : ip + aoff + 4] = addr
-    ip4_send_check(b, ip)
+    put16(b, ip + 10, csum_replace(get16(b, ip + 10), old[:4], new[:4]))
 
 
 def rewrite6(p: Pkt, dst: bool, addr: bytes, port: int) -> None:
@@ -104,6 +104,6 @@ def xmit_reply(ports: Sequence[xmit.PortLike], p: Pkt, cp: xmit.ConnLike) -> Non
         return
     if not xmit.mtu(p, ports[port].mtu, src):
         return
-    b[ip + 8] -= 1
+    xmit.ttl_dec(b, ip)
     rewrite(p, False, cp.vaddr, cp.vport)
     xmit.l2(ports, p, port, cp.cl_mac)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from lb.fwd.csum import ip4_send_check
+from lb.fwd.csum import csum_replace
 from lb.fwd.icmp import (
     ICMP6_PKT_TOOBIG,
     ICMP6_TIME_EXCEED,
@@ -22,7 +22,7 @@ from lb.fwd.icmp import (
     icmp4_send,
     icmp6_send,
 )
-from lb.fwd.parse import IP_DF, Pkt, Reason, Verdict, get16
+from lb.fwd.parse import IP_DF, Pkt, Reason, Verdict, get16, put16
 
 MAX_PORTS = 8
 
@@ -57,6 +57,13 @@ class ConnLike(Protocol):
     def xdest(self) -> DestLike | None: ...
 
 
+def ttl_dec(b: bytearray, ip: int) -> None:
+    """TTL - 1 with the header checksum updated incrementally (kernel ip_decrease_ttl, RFC 1624)."""
+    old = bytes(b[ip + 8:ip + 10])
+    b[ip + 8] -= 1
+    put16(b, ip + 10, csum_replace(get16(b, ip + 10), old, bytes(b[ip + 8:ip + 10])))
+
+
 def nexthop(p: Pkt, dest: DestLike | None) -> bool:
     """The dest's next hop must be known; else PASS NO_ROUTE (the slow path resolves it)."""
     if dest is None or dest.nh_port < 0 or dest.nh_port >= MAX_PORTS:
@@ -71,8 +78,7 @@ def ttl(p: Pkt, icmp_src: bytes) -> bool:
     if b[ip + 8] <= 1:
         icmp4_send(p, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, icmp_src, Reason.TTL)
         return False
-    b[ip + 8] -= 1
-    ip4_send_check(b, ip)
+    ttl_dec(b, ip)
     return True
 
 
