@@ -61,9 +61,12 @@ def open_ports(args: argparse.Namespace, fanout_group: int | None = None,
                 # a fanout group belongs to one device: one group id per port, shared by the workers
                 group = None if fanout_group is None else (fanout_group + i) & 0xFFFF
                 key = (fanout_keys or {}).get(name)
-                ports.append(AFPacketPort(i, name, fanout_group=group, fanout_key=key,
-                                          fanout_members=args.workers, addr=override,
-                                          tx_ring=args.tx_ring and args.engine == "c"))
+                try:
+                    ports.append(AFPacketPort(i, name, fanout_group=group, fanout_key=key,
+                                              fanout_members=args.workers, addr=override,
+                                              tx_ring=args.tx_ring and args.engine == "c"))
+                except OSError as exc:
+                    raise OSError(exc.errno, f"interface {name}: {exc.strerror}") from exc
     except BaseException:
         for p in ports:
             p.close()
@@ -251,6 +254,20 @@ def run_workers(args: argparse.Namespace, rules_text: str | None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """`lb run`: errors a user can fix (no such interface, a bad rules line, a refused rule, no permission)
+    are one line on stderr and exit status 1."""
+    from lb.errors import LbError  # noqa: PLC0415
+
+    try:
+        return _cmd_run(args)
+    except (LbError, OSError, ValueError) as exc:
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        name = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+        print(f"lb run: {what}{name}", file=sys.stderr)
+        return 1
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
     if not args.iface:
         print("lb run: at least one --iface is needed", file=sys.stderr)
         return 2
