@@ -119,6 +119,7 @@ class PythonEngine:
     def __post_init__(self) -> None:
         self.table = RefConnTable(self.conn_max, rng=SchedRng(self.rng_seed))
         self._expire_tick = -1
+        self._out: dict[tuple[int, model.Addr, int, model.Addr, int], RefConn] = {}
 
     # ---- configuration (the same calls as lb.core.core.Core) ----
 
@@ -187,6 +188,7 @@ class PythonEngine:
                 for c in self.table.entries.values()
                 if c.seq in self.client_side
             }
+            self._out = {k: c for k, c in self._out.items() if self.table.entries.get(c.seq) is c}
         return out
 
     def reason_counts(self) -> dict[str, int]:
@@ -203,13 +205,28 @@ class PythonEngine:
     def _flow(p: Pkt) -> RefFlow:
         return RefFlow(ip_address(p.saddr), p.sport, ip_address(p.daddr), p.dport, model.Proto(p.proto))
 
-    def _lookup_out(self, proto: int, saddr: bytes, sport: int, daddr: bytes, dport: int) -> RefConn | None:
-        """The conn a real server's packet (RIP:rport -> client) belongs to (lb_conn_lookup_out)."""
-        s, d = ip_address(saddr), ip_address(daddr)
-        for c in self.table.conns.values():
-            if c.proto == proto and c.cport == dport and c.dport == sport and c.caddr == d and c.daddr == s:
-                return c
-        return None
+    def _alive(self, c: RefConn | None, now: int) -> RefConn | None:
+        """As conn.c's lookups do: an entry found past its time is expired there and then, and not found
+        (unless it survives, as a template still controlling conns does)."""
+        if c is not None and c.expires <= now:
+            self.table.expire(now)
+            if self.table.conns.get((c.proto, c.caddr, c.cport, c.vaddr, c.vport)) is not c:
+                return None
+        return c
+
+    def _lookup_in(self, flow: RefFlow, now: int) -> RefConn | None:
+        """A client's packet (client:cport -> VIP:vport) to its conn (lb_conn_lookup_in)."""
+        return self._alive(self.table.lookup_in(flow), now)
+
+    def _lookup_out(  # noqa: PLR0917 - the reply tuple, as lb_conn_lookup_out's key
+        self, proto: int, saddr: bytes, sport: int, daddr: bytes, dport: int, now: int
+    ) -> RefConn | None:
+        """A real server's packet (RIP:rport -> client:cport) to its conn (lb_conn_lookup_out): the reply
+        index kept beside the twin table, checked against it (the entry must still be hashed there)."""
+        c = self._out.get((proto, ip_address(saddr), sport, ip_address(daddr), dport))
+        if c is None or self.table.conns.get((c.proto, c.caddr, c.cport, c.vaddr, c.vport)) is not c:
+            return None
+        return self._alive(c, now)
 
     def _view(self, c: RefConn) -> ConnView:
         port, mac = self.client_side.get(c.seq, (0, bytes(6)))
@@ -261,11 +278,11 @@ class PythonEngine:
             self._icmp(p, now)
             return
         if p.proto == IPPROTO_ICMPV6:
-            self._icmp6(p)
+            self._icmp6(p, now)
             return
         # step 4
         flow = self._flow(p)
-        c = self.table.lookup_in(flow)
+        c = self._lookup_in(flow, now)
         if (
             c is not None
             and p.proto == IPPROTO_TCP
@@ -279,7 +296,7 @@ class PythonEngine:
         if c is not None:
             self._conn_packet(p, c, 0, now)
             return
-        c = self._lookup_out(p.proto, p.saddr, p.sport, p.daddr, p.dport)
+        c = self._lookup_out(p.proto, p.saddr, p.sport, p.daddr, p.dport, now)
         if c is not None and c.fwd == model.Fwd.MASQ:
             self._conn_packet(p, c, 1, now)
             return
@@ -311,6 +328,7 @@ class PythonEngine:
                 icmp.icmp4_send(p, icmp.ICMP_DEST_UNREACH, icmp.ICMP_PORT_UNREACH, 0, p.daddr, Reason.NO_DEST)
             return
         self.client_side[c.seq] = (p.in_port, bytes(p.buf[6:12]))
+        self._out[(c.proto, c.daddr, c.dport, c.caddr, c.cport)] = c
         if c.dest is not None:
             self.dest_stats[c.dest].conns += 1
         self.svc_stats[svc.key].conns += 1
@@ -318,7 +336,6 @@ class PythonEngine:
 
     def _icmp(self, p: Pkt, now: int) -> None:
         """ip_vs_in_icmp / ip_vs_out_icmp (twin of csched/src/icmp.c lb_icmp4_process)."""
-        del now
         b = p.buf
         if b[p.l4_off] not in icmp.ICMP_ERRORS:
             p.set_verdict(Verdict.PASS, Reason.SLOW_PATH)
@@ -329,18 +346,19 @@ class PythonEngine:
             return
         q, qihl, qlen = hdr
         if b[q + 9] == IPPROTO_IPIP:
-            self._icmp_ipip(p, q, qihl, qlen)
+            self._icmp_ipip(p, q, qihl, qlen, now)
             return
         found = icmp.quoted_key(p, q, qihl)
         if found is None:
             return
         proto, saddr, daddr, sport, dport = found
         inbound = True
-        c = self.table.lookup_in(
-            RefFlow(IPv4Address(saddr), sport, IPv4Address(daddr), dport, model.Proto(proto))
+        c = self._lookup_in(
+            RefFlow(IPv4Address(saddr), sport, IPv4Address(daddr), dport, model.Proto(proto)),
+            now,
         )
         if c is None:
-            c = self._lookup_out(proto, saddr, sport, daddr, dport)
+            c = self._lookup_out(proto, saddr, sport, daddr, dport, now)
             if c is None or c.fwd != model.Fwd.MASQ:
                 return
             inbound = False
@@ -362,7 +380,7 @@ class PythonEngine:
             return
         method.xmit_in(self.ports, p, view)
 
-    def _icmp6(self, p: Pkt) -> None:
+    def _icmp6(self, p: Pkt, now: int) -> None:
         """ip_vs_in_icmp_v6 / ip_vs_out_icmp_v6 (twin of csched/src/icmp.c lb_icmp6_process)."""
         from lb.fwd import xmit  # noqa: PLC0415
 
@@ -376,11 +394,12 @@ class PythonEngine:
             return
         q, proto, saddr, daddr, sport, dport = found
         inbound = True
-        c = self.table.lookup_in(
-            RefFlow(ip_address(saddr), sport, ip_address(daddr), dport, model.Proto(proto))
+        c = self._lookup_in(
+            RefFlow(ip_address(saddr), sport, ip_address(daddr), dport, model.Proto(proto)),
+            now,
         )
         if c is None:
-            c = self._lookup_out(proto, saddr, sport, daddr, dport)
+            c = self._lookup_out(proto, saddr, sport, daddr, dport, now)
             if c is None or c.fwd != model.Fwd.MASQ:
                 return
             inbound = False
@@ -412,7 +431,7 @@ class PythonEngine:
             return
         method.xmit_in(self.ports, p, view)
 
-    def _icmp_ipip(self, p: Pkt, q: int, qihl: int, qlen: int) -> None:
+    def _icmp_ipip(self, p: Pkt, q: int, qihl: int, qlen: int, now: int) -> None:
         """A real server's error about one of our IPIP packets, re-sent to the client (ip_vs_in_icmp)."""
         b, ip, ic = p.buf, p.l3_off, p.l4_off
         own = self.ports[p.in_port].ip
@@ -422,8 +441,9 @@ class PythonEngine:
         if found is None:
             return
         inner, inlen, proto, saddr, daddr, sport, dport = found
-        c = self.table.lookup_in(
-            RefFlow(IPv4Address(saddr), sport, IPv4Address(daddr), dport, model.Proto(proto))
+        c = self._lookup_in(
+            RefFlow(IPv4Address(saddr), sport, IPv4Address(daddr), dport, model.Proto(proto)),
+            now,
         )
         if c is None:
             return

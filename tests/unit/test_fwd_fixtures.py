@@ -192,3 +192,16 @@ def test_fwd_registry() -> None:
     ]
     assert c_side == [(m.name, m.ipvsadm_flag, int(m.fwd)) for m in FWD]
     assert [m.ipvsadm_flag for m in FWD] == [m.fwd.switch for m in FWD]
+
+
+@pytest.mark.parametrize("backend", ["c", "py"])
+def test_expired_conn_not_found(backend: str) -> None:
+    """A conn past its time is not used even with no expiry pass since (same 16.8 ms tick): a new one is made."""
+    eng = make(backend)
+    P.configure(eng)
+    udp_timeout = 300 * 10**9
+    eng.process([(bytes(P.udp_in), 0)], 0)
+    eng.process([(bytes(P.arp_in), 0)], udp_timeout - 1)
+    (res,) = eng.process([(bytes(P.udp_in), 0)], udp_timeout + 1)
+    assert (res.verdict, res.reason) == (Verdict.TX, Reason.OK)
+    assert eng.stats()[P.UDP_SVC].conns == 2
