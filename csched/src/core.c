@@ -9,6 +9,7 @@
 #include <string.h>
 #include "lb_conn.h"
 #include "lb_core.h"
+#include "lb_api_pkt.h"
 
 /* The kernel's defaults (ip_vs_proto_tcp.c tcp_timeouts[], ip_vs_proto_udp.c udp_timeouts[]):
  * what `ipvsadm -L --timeout` shows on a fresh system. */
@@ -42,7 +43,7 @@ lb_core *lb_core_new(const struct lb_core_cfg *cfg)
 	core->svcs = calloc(cfg->svc_max, sizeof(*core->svcs));
 	core->dests = calloc(cfg->dest_max, sizeof(*core->dests));
 	core->conns = lb_conn_table_new(cfg->conn_max, cfg->hash_seed);
-	if (!core->svcs || !core->dests || !core->conns) {
+	if (!core->svcs || !core->dests || !core->conns || lb_pkt_init(core) < 0) {
 		lb_core_free(core);
 		return NULL;
 	}
