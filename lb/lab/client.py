@@ -2,8 +2,8 @@
 
 Run by the lab as `ip netns exec <lab>-client python -m lb.lab.client ...`; every mode is bounded in count
 and in time (a per-request timeout and an overall deadline), as the lab rules demand.
-- `get URL --count N`: N sequential requests, each on a new TCP connection (so each is a new IPVS conn);
-  prints one JSON object per line: {"i", "server", "sport", "ok", "error"}.
+- `get URL --count N [--source ADDR]`: N sequential requests, each on a new TCP connection (so each is a new
+  IPVS conn) with `Connection: close`; one JSON object per line: {"i", "server", "sport", "ok", "error"}.
 - `big URL --bytes N [--rate BPS]`: one download of /big?bytes=N; prints {"server", "bytes", "sha256", "ok"}
   where ok means the body matched the pattern's checksum; --rate slows the reader (for live-change tests).
 - `udp HOST:PORT --count N`: N datagrams, each from a new socket (new source port); prints who answered.
@@ -29,10 +29,11 @@ def _split(url: str) -> tuple[str, int, str]:
     return u.hostname or "", u.port or 80, (u.path or "/") + (f"?{u.query}" if u.query else "")
 
 
-def get_once(url: str, timeout: float = 3.0) -> dict[str, object]:
-    """One request on a fresh connection; never raises."""
+def get_once(url: str, timeout: float = 3.0, source: str = "") -> dict[str, object]:
+    """One request on a fresh connection (from address `source` if given); never raises."""
     host, port, path = _split(url)
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     res: dict[str, object] = {"server": "", "sport": 0, "ok": False, "error": ""}
     try:
         conn.connect()
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("url")
     g.add_argument("--count", type=int, default=1)
     g.add_argument("--timeout", type=float, default=3.0)
+    g.add_argument("--source", default="", help="client address to connect from (one of the client's own)")
     b = sub.add_parser("big")
     b.add_argument("url")
     b.add_argument("--bytes", type=int, required=True)
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "get":
         count = max(0, min(args.count, 100_000))
         for i in range(count):
-            print(json.dumps({"i": i, **get_once(args.url, args.timeout)}), flush=True)
+            print(json.dumps({"i": i, **get_once(args.url, args.timeout, args.source)}), flush=True)
         return 0
     if args.cmd == "big":
         print(json.dumps(big_once(args.url, args.bytes, args.rate, deadline=args.deadline,

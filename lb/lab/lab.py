@@ -22,9 +22,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import Any
 
 from lb.lab import balancer as bal
-from lb.lab import capture
+from lb.lab import capture, predict
 from lb.lab.netns import NetnsError, NetnsSet, delete_netns, list_netns, ns_argv, proc_start_time, stop_pid
 from lb.lab.state import LabState, check_name, lab_dir, leftover_re, list_labs
 from lb.lab.topology import Endpoint, Topology, build, load
@@ -210,10 +211,24 @@ class Lab:
     def _json_lines(text: str) -> list[dict[str, object]]:
         return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
-    def get(self, count: int, path: str = "/") -> list[dict[str, object]]:
-        """`count` HTTP requests from the client, each on a new connection."""
-        return self._json_lines(self.client_run(["get", self.url(path), "--count", str(count)],
+    def get(self, count: int, path: str = "/", source: str = "") -> list[dict[str, object]]:
+        """`count` sequential HTTP requests from the client, each on a new connection (from `source`)."""
+        extra = ["--source", source] if source else []
+        return self._json_lines(self.client_run(["get", self.url(path), "--count", str(count), *extra],
                                                 timeout=10 + count * 4).stdout)
+
+    def client_addrs(self, n: int) -> list[str]:
+        """The client's address plus n-1 more on its link (same /24, hosts .50, .51, ...), added on demand:
+        more clients for the source-hashing schedulers.  Inside the client namespace only."""
+        ep = self.topo.client_if
+        first = self.topo.addr_of(ep)
+        base = first.rsplit(".", 1)[0]
+        out = [first]
+        for j in range(n - 1):
+            a = f"{base}.{50 + j}"
+            self.net.run_ip(ep.node, "addr", "replace", f"{a}/24", "dev", ep.dev)
+            out.append(a)
+        return out
 
     def big(self, nbytes: int, rate: float = 0.0) -> dict[str, object]:
         out = self.client_run(["big", self.url(), "--bytes", str(nbytes), "--rate", str(rate)], timeout=180)
@@ -237,6 +252,28 @@ class Lab:
     def rules(self) -> str:
         """The lab's service as ipvsadm-save lines (what the balancer was started with)."""
         return bal.rules_text(self.topo, self.service)
+
+    def listing(self) -> dict[str, Any]:
+        """`lbadm -L -n --stats --json` of this lab's balancer, parsed."""
+        r = self.lbadm(["-L", "-n", "--stats", "--json"])
+        if r.returncode != 0:
+            raise LabError(f"lbadm -L -n --stats --json: exit {r.returncode}: {r.stderr.strip()}")
+        out: dict[str, Any] = json.loads(r.stdout)
+        return out
+
+    def predictor(self) -> predict.Predictor:
+        """The TCP service's scheduler twin from the lab's rules (not caught up yet: see lb.lab.predict)."""
+        return predict.predictor(self.rules(), predict.tcp_key(self.topo.vip, self.spec.port))
+
+    def caught_up_predictor(self) -> predict.Predictor:
+        """rr/wrr twin that has replayed every pick the balancer made so far (checked against its counts)."""
+        p = self.predictor()
+        p.catch_up(predict.dest_conns(self.listing(), p.key))
+        return p
+
+    def server_at(self, label: str) -> str:
+        """Server name ("real2") of a dest label "RIP:PORT"."""
+        return self.server_of(label.rsplit(":", 1)[0])
 
     @contextlib.contextmanager
     def capture(self, where: Endpoint, bpf: str = "ip", max_packets: int = 20000) -> Iterator[Capture]:
