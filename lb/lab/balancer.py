@@ -160,8 +160,10 @@ def lbadm_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "lb.cli.ipvsadm"]
 
 
-def lb_run_argv(topo: Topology, rules: Path, socket: Path, io: str, engine: str) -> list[str]:
+def lb_run_argv(topo: Topology, rules: Path, socket: Path, io: str, engine: str, *,
+                ifaces: list[str] | None = None) -> list[str]:
+    """`lb run` on the balancer's links (or on `ifaces`: the TAP devices that stand for them)."""
     argv = [*lb_command(), "run"]
-    for dev in topo.balancer_ifaces:
+    for dev in ifaces or topo.balancer_ifaces:
         argv += ["--iface", dev]
     return [*argv, "--rules", str(rules), "--socket", str(socket), "--io", io, "--engine", engine]

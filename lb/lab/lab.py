@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from ipaddress import ip_address, ip_interface
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -31,6 +32,8 @@ from lb.lab.state import LabState, check_name, lab_dir, leftover_re, list_labs
 from lb.lab.topology import Endpoint, Topology, build, load
 
 DEFAULT_NAME = "pyvs"
+#: What each real-server program prints once it serves (httpd: bound; tundecap: the VIP is on its device).
+READY = {"httpd": "httpd ", "tundecap": " holds "}
 
 
 @dataclass(slots=True)
@@ -109,6 +112,7 @@ class Lab:
         try:
             build(topo, net)
             lab._start_servers()
+            lab._wait_servers()
             lab._start_balancer()
             lab._wait(wait_tries)
             state.info = {"map": lab.map_text()}
@@ -136,6 +140,23 @@ class Lab:
             self.net.spawn(node, role, [sys.executable, "-m", f"lb.lab.{role}", *argv[1:]],
                            log=self._log(node, role))
 
+    def _wait_servers(self, timeout: float = 20.0) -> None:
+        """Bounded wait until every real-server process has said it is ready (so that the first request to
+        *each* server succeeds, not only the one the readiness probe happens to reach)."""
+        waiting = [r for r in self.net.procs if r.role in READY]
+        deadline = time.monotonic() + timeout
+        while waiting:
+            for r in list(waiting):
+                if READY[r.role] in _read(self._log(r.node, r.role)):
+                    waiting.remove(r)
+                elif proc_start_time(r.pid) != r.start or _is_defunct(r.pid):
+                    raise LabError(f"{r.node} {r.role} exited:\n{self.log_tail(r.node, r.role)}")
+            if waiting and time.monotonic() > deadline:
+                names = ", ".join(f"{r.node} {r.role}" for r in waiting)
+                raise LabError(f"not ready after {timeout:.0f}s: {names}")
+            if waiting:
+                time.sleep(0.02)
+
     def _start_balancer(self) -> None:
         b, topo, svc = self.spec.balancer, self.topo, self.service
         lbn = topo.balancer
@@ -156,14 +177,64 @@ class Lab:
             sock = self.state.socket
             with contextlib.suppress(FileNotFoundError):
                 sock.unlink()
-            argv = [*bal.lb_run_argv(topo, rules, sock, self.spec.io, self.spec.engine),
-                    *self.spec.extra_lb_args]
+            taps = self._tap_prepare() if self.spec.io == "tap" else []
+            argv = [*bal.lb_run_argv(topo, rules, sock, self.spec.io, self.spec.engine,
+                                     ifaces=[t.tap for t in taps] or None),
+                    *(a for t in taps for a in t.run_args), *self.spec.extra_lb_args]
             self.balancer_proc = self.net.spawn(lbn, "balancer", argv, log=self._log(lbn, "balancer"))
+            log = self._log(lbn, "balancer")
+            # The python engine serves no control socket (configuration from --rules only): its log line
+            # "running" is the sign of life there.
+            def started() -> bool:
+                if self.spec.engine == "python":
+                    return "lb: running" in _read(log)
+                return sock.exists()
             deadline = time.monotonic() + 15
-            while not sock.exists():
+            while not started():
                 if self.balancer_proc.poll() is not None or time.monotonic() > deadline:
-                    raise LabError(f"`lb run` did not open {sock}:\n{self.log_tail(lbn, 'balancer')}")
-                time.sleep(0.1)
+                    what = "start" if self.spec.engine == "python" else f"open {sock}"
+                    raise LabError(f"`lb run` did not {what}:\n{self.log_tail(lbn, 'balancer')}")
+                time.sleep(0.05)
+            if taps:
+                self._tap_attach(taps)
+
+    def _tap_prepare(self) -> list[TapWiring]:
+        """`--io tap`: the balancer is a host of its own behind a TAP device on each of its links.
+
+        Each balancer veth end becomes a port of a bridge `lbbr<i>` in the balancer namespace, loses its
+        address and takes another MAC; `lb run` creates `tap<i>` and owns the topology's address and MAC for
+        that link itself (its own ARP); `_tap_attach` bridges the TAP in and moves the balancer's routes and
+        neighbour entries onto it."""
+        topo, lbn = self.topo, self.topo.balancer
+        out = []
+        for i, dev in enumerate(topo.balancer_ifaces):
+            ep = Endpoint(lbn, dev)
+            cidr, mac = next((c, m) for d, c, m in topo.addrs if d == ep)
+            w = TapWiring(dev, f"tap{i}", f"lbbr{i}", cidr, mac)
+            self.net.run_ip(lbn, "addr", "flush", "dev", dev)
+            self.net.set_mac(lbn, dev, _other_mac(mac))
+            self.net.bridge(lbn, w.bridge, [dev])
+            out.append(w)
+        return out
+
+    def _tap_attach(self, taps: list[TapWiring]) -> None:
+        lbn = self.topo.balancer
+        deadline = time.monotonic() + 10
+        for w in taps:
+            while not self.net.has_link(lbn, w.tap):
+                if time.monotonic() > deadline:
+                    raise LabError(f"`lb run --io tap` made no {w.tap}:\n{self.log_tail(lbn, 'balancer')}")
+                time.sleep(0.05)
+            self.net.run_ip(lbn, "link", "set", "dev", w.tap, "master", w.bridge)
+            self.net.run_ip(lbn, "link", "set", "dev", w.tap, "up")
+        for node, to, via in self.topo.routes:
+            if node == lbn:
+                w = next(t for t in taps if ip_address(via) in ip_interface(t.cidr).network)
+                self.net.run_ip(lbn, "route", "replace", to, "via", via, "dev", w.tap, "onlink")
+        for dev, addr, mac in self.topo.neighs:
+            if dev.node == lbn:
+                w = next(t for t in taps if t.dev == dev.dev)
+                self.net.neigh(lbn, w.tap, addr, mac)
 
     def _wait(self, tries: int) -> None:
         r = self.client_run(["wait", self.url(), "--tries", str(tries)], timeout=tries * 1.5 + 5, check=False)
@@ -292,7 +363,7 @@ class Lab:
                 time.sleep(0.05)
             yield cap
         finally:
-            time.sleep(0.2)          # let the last frames reach the file
+            _wait_quiet(path)        # the last frames of the block (FIN/ACKs in flight) reach the file
             self.net.stop(proc)
             cap.frames = list(capture.read_pcap(path)) if path.exists() else []
             with contextlib.suppress(OSError):
@@ -329,11 +400,61 @@ class Lab:
         self.down()
 
 
+@dataclass(frozen=True, slots=True)
+class TapWiring:
+    """One balancer link under `--io tap`: veth `dev` and TAP `tap` are ports of `bridge`; the balancer
+    (not the kernel) owns `cidr` and `mac` on it."""
+
+    dev: str
+    tap: str
+    bridge: str
+    cidr: str
+    mac: str
+
+    @property
+    def run_args(self) -> list[str]:
+        return ["--port-addr", f"{self.tap}={self.cidr}", "--mac", f"{self.tap}={self.mac}"]
+
+
+def _other_mac(mac: str) -> str:
+    """Another locally administered MAC for the veth end a TAP port takes the place of (02:... -> 06:...)."""
+    first, rest = mac.split(":", 1)
+    return f"{int(first, 16) ^ 0x04:02x}:{rest}"
+
+
 @dataclass(slots=True)
 class Capture:
     where: Endpoint
     path: Path
     frames: list[capture.Frame] = field(default_factory=list)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _wait_quiet(path: Path, quiet: float = 0.1, limit: float = 1.0) -> None:
+    """Bounded wait until `path` (a pcap tcpdump writes with -U) has not grown for `quiet` seconds."""
+    deadline = time.monotonic() + limit
+    size, since = _size(path), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        now_size = _size(path)
+        if now_size != size:
+            size, since = now_size, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+
+
+def _is_defunct(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def _read(path: Path) -> str:

@@ -120,6 +120,51 @@ def stop_pid(pid: int, start_time: int | None = None, grace: float = 2.0,
         os.waitpid(pid, 0)
 
 
+def netns_inode(name: str) -> int | None:
+    """The nsfs inode of namespace `name` (what /proc/PID/ns/net of its processes points to)."""
+    try:
+        return os.stat(os.path.join(NETNS_RUN_DIR, name)).st_ino
+    except OSError:
+        return None
+
+
+def clock_ticks_now() -> int:
+    """Now, in the unit of proc_start_time (clock ticks since boot)."""
+    with open("/proc/uptime", encoding="ascii") as f:
+        return int(float(f.read().split()[0]) * os.sysconf("SC_CLK_TCK"))
+
+
+def procs_in_netns(inodes: dict[int, str], started_before: int | None = None) -> list[tuple[int, str, str]]:
+    """(pid, namespace, command) of every live process whose network namespace is one of `inodes`
+    ({inode: name}), optionally only those started before `started_before` (clock ticks).
+
+    Network namespace inode numbers are reused once a namespace is freed, so a process somebody started in a
+    new namespace after ours were deleted can carry an old number; `started_before` (the moment teardown
+    began) tells a process that outlived our namespace from such a newcomer."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            link = os.readlink(f"/proc/{pid}/ns/net")
+        except OSError:
+            continue
+        ino = int(link[link.index("[") + 1:link.index("]")]) if "[" in link else -1
+        if ino not in inodes or _is_zombie(pid):
+            continue
+        start = proc_start_time(pid)
+        if started_before is not None and (start is None or start > started_before):
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            cmd = "?"
+        found.append((pid, inodes[ino], cmd))
+    return found
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
@@ -224,6 +269,9 @@ class NetnsSet:
 
     def neigh(self, node: str, dev: str, addr: str, mac: str) -> None:
         ip(self.name(node), "neigh", "replace", addr, "lladdr", mac, "dev", dev, "nud", "permanent")
+
+    def has_link(self, node: str, dev: str) -> bool:
+        return ip(self.name(node), "link", "show", "dev", dev, check=False).returncode == 0
 
     def mac(self, node: str, dev: str) -> str:
         return link_mac(self.name(node), dev)
