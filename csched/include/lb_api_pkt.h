@@ -60,4 +60,91 @@ void lb_pkt_counters_zero(lb_core *core);
  * -ENOMEM. */
 int lb_pkt_init(lb_core *core);
 
+/* ---- the trace ring (trace.c): what the data plane decided for chosen new connections ----
+ * Armed from the control plane for the next `count` new connections (packets that found a service and
+ * would create a connection), optionally only those from one client address and/or to one virtual
+ * address/port.  Each such packet leaves one record in a fixed ring of LB_TRACE_RING entries: the flow,
+ * the service, the dests of the service in list order with the numbers the scheduler is about to compare
+ * (snapshot taken before it runs), the pick, the connection's state before/after the packet, the
+ * forwarding method and which header fields the rewrite changed.  Disarmed (count 0) nothing is
+ * recorded and the packet path pays one predictable branch per new connection. */
+#define LB_TRACE_RING 64
+#define LB_TRACE_DESTS_MAX 16
+
+/* Which fields the transmitter changed (struct lb_trace_rec.changed). */
+#define LB_TRACE_CH_ETH_DST 0x0001
+#define LB_TRACE_CH_ETH_SRC 0x0002
+#define LB_TRACE_CH_IP_SADDR 0x0004
+#define LB_TRACE_CH_IP_DADDR 0x0008
+#define LB_TRACE_CH_IP_TTL 0x0010
+#define LB_TRACE_CH_IP_CSUM 0x0020
+#define LB_TRACE_CH_SPORT 0x0040
+#define LB_TRACE_CH_DPORT 0x0080
+#define LB_TRACE_CH_L4_CSUM 0x0100
+#define LB_TRACE_CH_ENCAP 0x0200	/* an outer IPv4 header (IPIP) was added */
+#define LB_TRACE_CH_ICMP 0x0400		/* the packet was turned into an ICMP error to its sender */
+
+/* One dest of the service as the scheduler found it (before it ran), in list order. */
+struct lb_trace_dest {
+	int32_t id;
+	int32_t weight;
+	uint32_t activeconns;
+	uint32_t inactconns;
+	uint32_t flags;		/* LB_DEST_F_* */
+	uint16_t af;
+	uint16_t port;		/* host order */
+	uint8_t addr[16];
+};
+
+struct lb_trace_rec {
+	uint64_t seq;		/* 1, 2, ... over the core's life; a reader asks for records after one */
+	uint64_t now_ns;
+	/* the packet as it arrived */
+	uint16_t af;
+	uint8_t proto;
+	uint8_t tcp_flags;
+	uint8_t saddr[16];
+	uint8_t daddr[16];
+	uint16_t sport;		/* host order */
+	uint16_t dport;
+	uint8_t in_port;
+	uint8_t template_hit;	/* persistence: an existing template chose the dest, the scheduler did not run */
+	uint16_t len_in;
+	/* the service it matched */
+	int32_t svc_id;
+	char sched[16];
+	uint32_t svc_flags;
+	uint32_t num_dests;	/* dests on the service's list (the snapshot holds the first LB_TRACE_DESTS_MAX) */
+	uint32_t n_snap;
+	struct lb_trace_dest dests[16];
+	/* the decision */
+	int32_t dest_id;	/* -1: none (no dest available, table full, ...) */
+	uint16_t fwd;		/* LB_FWD_* of the new connection */
+	uint8_t state_before;	/* the connection's protocol state before / after this packet */
+	uint8_t state_after;
+	uint8_t conn_daddr[16];	/* where the connection goes (RIP) and its port (host order) */
+	uint16_t conn_dport;
+	uint16_t len_out;
+	/* the result */
+	uint8_t verdict;	/* LB_VERDICT_* */
+	uint8_t reason;		/* enum lb_reason */
+	uint8_t out_port;
+	uint8_t pad;
+	uint32_t changed;	/* LB_TRACE_CH_* */
+	uint8_t eth_dst[6];	/* the frame's Ethernet addresses as it leaves (verdict TX) */
+	uint8_t eth_src[6];
+	uint8_t out_daddr[16];	/* its (outer) IP destination as it leaves */
+};
+
+/* Arm for the next `count` new connections (0 disarms) from client `saddr` (NULL: any) to virtual address
+ * `vaddr` (NULL: any) and port `vport` (host order, 0: any); addresses are 16 bytes, IPv4 in the first
+ * 4, of family af (ignored when both are NULL).  Returns the sequence number of the last record written
+ * so far (read after it to get only what this arming records), or -ENOMEM / -EINVAL. */
+int64_t lb_trace_arm(lb_core *core, uint32_t count, uint16_t af, const uint8_t *saddr, const uint8_t *vaddr,
+		     uint16_t vport);
+/* New connections still to be traced (0: off). */
+uint32_t lb_trace_remaining(lb_core *core);
+/* Copy the records with seq > after still in the ring, oldest first, up to max; returns how many. */
+int lb_trace_read(lb_core *core, uint64_t after, struct lb_trace_rec *out, int max);
+
 #endif

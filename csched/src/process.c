@@ -19,15 +19,21 @@
  * - IPv6: TCP/UDP right behind the fixed header, NAT and DR (TUN and ICMPv6 go to the slow path);
  *   errors are ICMPv6 from the VIP (time exceeded, packet too big, port unreachable); ICMPv6 errors
  *   about tracked conns are forwarded (icmp.c); other ICMPv6 (neighbour discovery, echo) is passed.
+ * - tracing (trace.c): while armed, a new-connection packet that passes the trace filter takes the
+ *   traced path (snapshot of the service's dests, schedule, record the rewrite); disarmed, the cost is
+ *   one predictable branch per new connection and nothing per packet of a known one.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <stddef.h>
+#include "lb_trace.h"
 #include "lb_xmit.h"
 
 struct lb_pkt_state {
 	uint64_t reason_count[LB_R__COUNT];
 	uint64_t verdict_count[3];
 	uint64_t expire_tick;	/* now >> LB_EXPIRE_SHIFT of the last expiry pass (+1; 0 = none yet) */
+	struct lb_trace trace;	/* last: lb_pkt_counters_zero leaves it alone */
 };
 
 /* The expiry pass at the start of a batch runs at most once per 2^24 ns (16.8 ms, the conn table's
@@ -71,7 +77,14 @@ uint64_t lb_verdict_count(lb_core *core, int verdict)
 void lb_pkt_counters_zero(lb_core *core)
 {
 	if (core->ext)
-		memset(core->ext, 0, sizeof(struct lb_pkt_state));
+		memset(core->ext, 0, offsetof(struct lb_pkt_state, trace));
+}
+
+struct lb_trace *lb_pkt_trace(struct lb_core *core)
+{
+	if (!core->ext && lb_pkt_init(core) < 0)
+		return NULL;
+	return &((struct lb_pkt_state *)core->ext)->trace;
 }
 
 void lb_stats_in(struct lb_conn *cp, uint32_t bytes)
@@ -154,6 +167,52 @@ static void conn_packet(struct lb_core *core, struct lb_pkt *p, struct lb_conn *
 	}
 }
 
+/* steps 6-7 for a packet that found its service and may start a connection; tr: its trace record */
+static inline void new_conn(struct lb_core *core, struct lb_pkt *p, struct lb_service *svc, uint64_t now,
+			    struct lb_trace_rec *tr)
+{
+	int reason = LB_R_NO_DEST;
+	bool template_hit = false;
+	struct lb_conn *cp = tr ? lb_conn_schedule_traced(core, svc, &p->key, now, &reason, &template_hit)
+				: lb_conn_schedule(core, svc, &p->key, now, &reason);
+	if (!cp) {
+		if (reason == LB_R_NO_DEST && p->key.af == LB_AF_INET6)
+			lb_icmp6_send(p, LB_ICMP6_DEST_UNREACH, LB_ICMP6_PORT_UNREACH, 0, p->key.daddr.b, LB_R_NO_DEST);
+		else if (reason == LB_R_NO_DEST)
+			lb_icmp4_send(p, LB_ICMP_DEST_UNREACH, LB_ICMP_PORT_UNREACH, 0, p->key.daddr.ip, LB_R_NO_DEST);
+		else if (reason == LB_R_NO_SERVICE)	/* not scheduled (FTP data): left alone */
+			lb_pkt_verdict(p, LB_VERDICT_PASS, LB_R_NO_SERVICE);
+		else
+			lb_pkt_verdict(p, LB_VERDICT_DROP, (uint8_t)reason);
+		return;
+	}
+	cp->cl_port = p->in_port;
+	memcpy(cp->cl_mac, p->data + 6, 6);
+	if (!tr) {
+		conn_packet(core, p, cp, 0, now);
+		return;
+	}
+	lb_trace_conn(tr, cp, template_hit);
+	bool one_packet = cp->flags & LB_CONN_F_ONE_PACKET;	/* expired by conn_packet's put */
+	conn_packet(core, p, cp, 0, now);
+	tr->state_after = one_packet ? LB_UDP_S_NORMAL : cp->state;
+}
+
+/* The traced path: the record is begun (dests as the scheduler is about to see them) before scheduling
+ * and finished with what the transmitter did to the frame. */
+static __attribute__((noinline, cold)) void new_conn_traced(struct lb_core *core, struct lb_trace *t,
+							    struct lb_pkt *p, struct lb_service *svc, uint64_t now)
+{
+	uint8_t before[192];
+	uint32_t blen = p->len < sizeof(before) ? p->len : (uint32_t)sizeof(before);
+	memcpy(before, p->data, blen);
+	uint16_t l3 = p->l3_off, l4 = p->l4_off;
+	uint8_t proto = p->proto;
+	struct lb_trace_rec *tr = lb_trace_begin(t, p, svc, now);
+	new_conn(core, p, svc, now, tr);
+	lb_trace_end(tr, p, before, blen, l3, l4, proto);
+}
+
 static void process_one(struct lb_core *core, struct lb_pkt *p, uint64_t now)
 {
 	/* step 3 */
@@ -201,22 +260,12 @@ static void process_one(struct lb_core *core, struct lb_pkt *p, uint64_t now)
 		}
 	}
 	/* steps 6-7 */
-	int reason = LB_R_NO_DEST;
-	cp = lb_conn_schedule(core, svc, &p->key, now, &reason);
-	if (!cp) {
-		if (reason == LB_R_NO_DEST && p->key.af == LB_AF_INET6)
-			lb_icmp6_send(p, LB_ICMP6_DEST_UNREACH, LB_ICMP6_PORT_UNREACH, 0, p->key.daddr.b, LB_R_NO_DEST);
-		else if (reason == LB_R_NO_DEST)
-			lb_icmp4_send(p, LB_ICMP_DEST_UNREACH, LB_ICMP_PORT_UNREACH, 0, p->key.daddr.ip, LB_R_NO_DEST);
-		else if (reason == LB_R_NO_SERVICE)	/* not scheduled (FTP data): left alone */
-			lb_pkt_verdict(p, LB_VERDICT_PASS, LB_R_NO_SERVICE);
-		else
-			lb_pkt_verdict(p, LB_VERDICT_DROP, (uint8_t)reason);
+	struct lb_trace *t = &((struct lb_pkt_state *)core->ext)->trace;
+	if (__builtin_expect(t->left != 0, 0) && lb_trace_match(t, p)) {
+		new_conn_traced(core, t, p, svc, now);
 		return;
 	}
-	cp->cl_port = p->in_port;
-	memcpy(cp->cl_mac, p->data + 6, 6);
-	conn_packet(core, p, cp, 0, now);
+	new_conn(core, p, svc, now, NULL);
 }
 
 int lb_process_batch(lb_core *core, struct lb_batch *b, uint64_t now_ns)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include "lb_conn.h"
 #include "lb_reason.h"
+#include "lb_trace.h"
 
 #define NS_PER_S 1000000000ull
 #define FTPPORT_NET 0x1500	/* htons(21) */
@@ -58,7 +59,7 @@ static void masked_net(union lb_addr *snet, const struct lb_service *svc, const 
 }
 
 static struct lb_conn *sched_persist(struct lb_core *core, struct lb_service *svc, const struct lb_flow_key *k,
-				     uint64_t now, int *reason)
+				     uint64_t now, int *reason, bool *template_hit)
 {
 	union lb_addr snet, fwm;
 	masked_net(&snet, svc, &k->saddr);
@@ -94,6 +95,7 @@ static struct lb_conn *sched_persist(struct lb_core *core, struct lb_service *sv
 		ct->expires = now + (uint64_t)svc->timeout_s * NS_PER_S;
 	} else {
 		dest = ct->dest;
+		*template_hit = true;
 	}
 	uint16_t dport = k->dport;
 	if (dport == svc->port && dest->port)
@@ -113,8 +115,9 @@ static struct lb_conn *sched_persist(struct lb_core *core, struct lb_service *sv
 	return cp;
 }
 
-struct lb_conn *lb_conn_schedule(struct lb_core *core, struct lb_service *svc, const struct lb_flow_key *k,
-				 uint64_t now, int *reason)
+/* template_hit: set when an existing persistence template chose the dest (the trace ring reports it) */
+static inline struct lb_conn *conn_schedule(struct lb_core *core, struct lb_service *svc,
+					    const struct lb_flow_key *k, uint64_t now, int *reason, bool *template_hit)
 {
 	*reason = LB_R_OK;
 	if (k->sport == FTPDATA_NET) {
@@ -122,7 +125,7 @@ struct lb_conn *lb_conn_schedule(struct lb_core *core, struct lb_service *svc, c
 		return NULL;
 	}
 	if (svc->flags & LB_SVC_F_PERSISTENT)
-		return sched_persist(core, svc, k, now, reason);
+		return sched_persist(core, svc, k, now, reason, template_hit);
 	if (!svc->fwmark && k->dport != svc->port) {
 		*reason = LB_R_NO_DEST;	/* port zero only works with persistence */
 		return NULL;
@@ -142,4 +145,18 @@ struct lb_conn *lb_conn_schedule(struct lb_core *core, struct lb_service *svc, c
 	}
 	conn_stats(cp, svc);
 	return cp;
+}
+
+struct lb_conn *lb_conn_schedule(struct lb_core *core, struct lb_service *svc, const struct lb_flow_key *k,
+				 uint64_t now, int *reason)
+{
+	bool hit = false;
+	return conn_schedule(core, svc, k, now, reason, &hit);
+}
+
+struct lb_conn *lb_conn_schedule_traced(struct lb_core *core, struct lb_service *svc,
+					const struct lb_flow_key *k, uint64_t now, int *reason, bool *template_hit)
+{
+	*template_hit = false;
+	return conn_schedule(core, svc, k, now, reason, template_hit);
 }
