@@ -5,29 +5,26 @@ the port whose subnet holds the dest (a real server on a shared segment: the nex
 itself), else the namespace's routing table decides (`ip route get`: the gateway and its interface).  The
 MAC comes from what the balancer learned from ARP on its ports (lb/io/arp.py), else the kernel's neighbour
 table of the namespace (AF_PACKET ports share it), else the balancer asks itself: an ARP request from the
-port's address, retried every `retry_s` until an answer arrives.  The kernel does the same for IPVS in
+port's address, retried every `retry_s` until an answer arrives (logged on the 1st, 5th and every 30th try).
+The kernel is asked through lb/io/netlink.py, whose questions have a deadline: the run loop calls `poll`
+between batches and must never hang in it.  The kernel does the same for IPVS in
 `ip_vs_xmit.c` (__ip_vs_get_out_rt picks the route, neighbour resolution happens in the output path).
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from lb.io import netlink
 from lb.io.arp import arp_request
 from lb.io.port import Port
 
-# kernel neighbour states (linux/neighbour.h) that carry a usable MAC
-NUD_REACHABLE = 0x02
-NUD_STALE = 0x04
-NUD_DELAY = 0x08
-NUD_PROBE = 0x10
-NUD_PERMANENT = 0x80
-NUD_NOARP = 0x40
-_USABLE = NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT
+NUD_REACHABLE = netlink.NUD_REACHABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,52 +50,29 @@ Send = Callable[[int, bytes], None]
 
 
 def kernel_route(addr: IPv4Address) -> tuple[str | None, IPv4Address | None]:
-    """(egress interface name, gateway or None) for addr from the namespace's routing table."""
+    """(egress interface name, gateway or None) for addr from the namespace's routing table; (None, None)
+    when there is no route or the kernel did not answer in time (lb/io/netlink.py: never blocks)."""
     try:
-        from pyroute2 import IPRoute  # noqa: PLC0415 - only needed when a dest is off-link
-    except ImportError:
-        return None, None
-    try:
-        with IPRoute() as ipr:
-            msgs = ipr.route("get", dst=str(addr))
-            if not msgs:
-                return None, None
-            gw = msgs[0].get_attr("RTA_GATEWAY")
-            oif = msgs[0].get_attr("RTA_OIF")
-            links = ipr.get_links(oif) if oif else []
-            name = links[0].get_attr("IFLA_IFNAME") if links else None
-            return name, (IPv4Address(gw) if gw else None)
-    except Exception:  # no route: unresolved, retried later
+        oif, gw = netlink.route_get(addr)
+        return (socket.if_indextoname(oif) if oif else None), gw
+    except OSError:  # no route (or a silent kernel): unresolved, retried later
         return None, None
 
 
 def kernel_neigh(addr: IPv4Address) -> bytes | None:
     """The MAC the namespace's kernel knows for addr (usable states only)."""
     try:
-        from pyroute2 import IPRoute  # noqa: PLC0415
-    except ImportError:
+        return netlink.neigh_get(addr)
+    except OSError:  # no answer: ask by ARP
         return None
-    try:
-        with IPRoute() as ipr:
-            for n in ipr.get_neighbours(dst=str(addr)):
-                mac = n.get_attr("NDA_LLADDR")
-                if mac and n["state"] & _USABLE and mac != "00:00:00:00:00:00":
-                    return bytes.fromhex(mac.replace(":", ""))
-    except Exception:  # no neighbour table: ask by ARP
-        return None
-    return None
 
 
 def kernel_neigh_replace(ip: IPv4Address, mac: bytes, ifname: str) -> None:
     """Write a neighbour into the namespace's kernel table (`ip neigh replace`): how worker 0, which gets
     every ARP frame of a fanout group, shares what it learned with the other workers."""
     try:
-        from pyroute2 import IPRoute  # noqa: PLC0415
-        with IPRoute() as ipr:
-            idx = ipr.link_lookup(ifname=ifname)
-            if idx:
-                ipr.neigh("replace", dst=str(ip), lladdr=mac.hex(":"), ifindex=idx[0], state=NUD_REACHABLE)
-    except Exception:  # best effort: the other workers fall back to their own ARP
+        netlink.neigh_replace(ip, mac, socket.if_nametoindex(ifname), state=NUD_REACHABLE)
+    except OSError:  # best effort: the other workers fall back to their own ARP
         return
 
 
@@ -212,8 +186,14 @@ class NeighResolver:
                 self._resolve(w, mac)
                 continue
             port = self.ports[w.port]
+            asked = False
             if port.addr.ip is not None:
                 with contextlib.suppress(OSError):
                     self.send(w.port, arp_request(port.mac, port.addr.ip, w.nexthop))
+                    asked = True
+            if self.log and (w.tries in (1, 5) or w.tries % 30 == 0):
+                how = "ARP request sent" if asked else "no address on the port to ask from"
+                self.log(f"neigh: dest {w.addr} (id {w.dest_id}) via {w.nexthop} on {port.name}: "
+                         f"no MAC yet, {how} (try {w.tries})")
             left += 1
         return left
