@@ -6,8 +6,10 @@
 
 Operations: ping, apply (a list of lb.config.Change, applied atomically), status (services, dests,
 counters, rates, timeouts, version), service (one service by key), conns (the connection table),
-timeouts.  A line longer than MAX_LINE is refused.  This module converts model values to and from
-JSON-able dicts; it does no I/O.
+timeouts, trace (the data plane's trace ring, versioned on its own by "tv": arm it for the next N new
+connections from a client address / to a VIP, read its records, stop it; see `trace_args`).
+A line longer than MAX_LINE is refused.  This module converts model values to and from JSON-able dicts; it
+does no I/O.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ from lb.errors import ProtocolError
 
 VERSION = 1
 MAX_LINE = 4 * 1024 * 1024
-OPS = ("ping", "apply", "status", "service", "conns", "timeouts")
+OPS = ("ping", "apply", "status", "service", "conns", "timeouts", "trace")
+#: Version of the trace request's arguments and records (lb.core.trace.TraceRecord fields).
+TRACE_VERSION = 1
+TRACE_ACTIONS = ("arm", "read", "stop")
+TRACE_MAX_COUNT = 1024
 
 
 def encode(obj: dict[str, Any]) -> bytes:
@@ -182,3 +188,35 @@ def conn_from_dict(d: dict[str, Any]) -> model.ConnInfo:
     return model.ConnInfo(model.Proto(d["proto"]), _addr(d["caddr"]), d["cport"], _addr(d["vaddr"]),
                           d["vport"], _addr(d["daddr"]), d["dport"], d["state"], d["expires_s"],
                           model.Fwd(d["fwd"]), d["flags"], d["template"], d["pe_name"], d["pe_data"])
+
+
+# ---- trace ----
+
+
+def trace_request(action: str, *, count: int = 0, client: str | None = None, vip: str | None = None,
+                  vport: int = 0, after: int = 0) -> dict[str, Any]:
+    """The args of a `trace` request: arm (count, optional client / vip / vport filter), read (records with
+    seq > after) or stop."""
+    return {"tv": TRACE_VERSION, "action": action, "count": count, "client": client, "vip": vip,
+            "vport": vport, "after": after}
+
+
+def trace_args(d: dict[str, Any]) -> dict[str, Any]:
+    """Validated trace args: action, count, client, vip, vport, after (ProtocolError when malformed)."""
+    if d.get("tv") != TRACE_VERSION:
+        raise ProtocolError(f"unsupported trace version {d.get('tv')!r} (this daemon speaks {TRACE_VERSION})")
+    action = d.get("action")
+    if action not in TRACE_ACTIONS:
+        raise ProtocolError(f"trace action must be one of {', '.join(TRACE_ACTIONS)}")
+    out: dict[str, Any] = {"action": action}
+    for name, hi in (("count", TRACE_MAX_COUNT), ("vport", 0xFFFF), ("after", 2**63 - 1)):
+        v = d.get(name, 0)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi:
+            raise ProtocolError(f"trace field {name!r} must be an integer in [0, {hi}]")
+        out[name] = v
+    for name in ("client", "vip"):
+        v = d.get(name)
+        out[name] = None if v in (None, "") else str(_addr(v))
+    if out["client"] and out["vip"] and _addr(out["client"]).version != _addr(out["vip"]).version:
+        raise ProtocolError("trace client and vip must be of the same address family")
+    return out

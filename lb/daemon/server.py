@@ -6,7 +6,8 @@ sent, answers every complete request line (lb.daemon.protocol) and writes replie
 than the budget.  Configuration changes go through ConfigState.apply, so they land between batches and
 atomically.  A client that sends garbage gets an error reply; one that sends an over-long line, stops
 reading its replies or disconnects mid-request is dropped; the daemon carries on.  `poll` also feeds the
-rate estimator every 2 seconds (ip_vs_est.c's timer).
+rate estimator every 2 seconds (ip_vs_est.c's timer).  The `trace` request arms and reads the C core's trace
+ring (lb.core.trace) between batches, so `lb trace` shows the running data plane's own decisions.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class Server:
         self._next_tick = 0.0
         self.requests = 0
         self.dropped = 0
+        self._tracer: Any = None
 
     # ---- lifecycle ----
 
@@ -267,6 +269,25 @@ class Server:
             err = LbError(f"internal error: {type(exc).__name__}: {exc}")
             return p.encode({"v": p.VERSION, "id": req_id, "ok": False, "error": err.to_dict()})
 
+    def _trace(self, a: dict[str, Any]) -> dict[str, Any]:
+        """arm / read / stop the data plane's trace ring (C core only)."""
+        if self._tracer is None:
+            if getattr(self.state.core, "ptr", None) is None:
+                raise LbError("tracing needs the C data plane (this balancer runs another engine)")
+            from lb.core.trace import Tracer  # noqa: PLC0415 - only a tracing daemon needs cffi's ring
+
+            self._tracer = Tracer(self.state.core)
+        tr = self._tracer
+        out: dict[str, Any] = {"tv": p.TRACE_VERSION}
+        if a["action"] == "arm":
+            out["after"] = tr.arm(a["count"], a["client"], a["vip"], a["vport"])
+        elif a["action"] == "stop":
+            tr.stop()
+        else:
+            out["records"] = [r.to_dict() for r in tr.read(a["after"])]
+        out["remaining"] = tr.remaining()
+        return out
+
     def _header(self) -> dict[str, Any]:
         return {"version": list(model.IPVS_VERSION), "size": self.size, "pyvs": __version__}
 
@@ -296,4 +317,6 @@ class Server:
             return {"conns": [p.conn_to_dict(c) for c in self.conns()]}
         if op == "timeouts":
             return p.timeouts_to_dict(st.timeouts)
+        if op == "trace":
+            return self._trace(p.trace_args(args))
         raise ProtocolError(f"unknown operation {op!r}")
