@@ -27,7 +27,16 @@ from typing import Any
 
 from lb.lab import balancer as bal
 from lb.lab import capture, predict
-from lb.lab.netns import NetnsError, NetnsSet, delete_netns, list_netns, ns_argv, proc_start_time, stop_pid
+from lb.lab.netns import (
+    NetnsError,
+    NetnsSet,
+    delete_netns,
+    list_netns,
+    ns_argv,
+    proc_alive,
+    proc_start_time,
+    stop_pid,
+)
 from lb.lab.state import LabState, check_name, lab_dir, leftover_re, list_labs
 from lb.lab.topology import Endpoint, Topology, build, load
 
@@ -103,7 +112,7 @@ class Lab:
             raise LabError(f"namespaces of lab {spec.name!r} exist: {' '.join(leftovers)}; run `lb lab down`")
         topo = load(spec.mode, spec.servers)
         state = LabState(name=spec.name, mode=spec.mode, servers=spec.servers, balancer=spec.balancer,
-                         scheduler=spec.scheduler, vip=topo.vip)
+                         scheduler=spec.scheduler, vip=topo.vip, io=spec.io, engine=spec.engine)
         state.save()
         net = NetnsSet(spec.name, state)
         lab = cls(spec, topo, net, state)
@@ -382,7 +391,7 @@ class Lab:
             lines.append(f"  {node:<7} {rip:<11} {mac}  weight {w}  namespace {self.ns(node)}")
         lines.append(f"  balancer namespace {self.ns(t.balancer)} on {', '.join(t.balancer_ifaces)}")
         lines.append(f"  try: lb lab exec --name {s.name} client -- curl -s {self.url()}")
-        if s.balancer == "lb":
+        if s.balancer == "lb" and s.engine == "c":
             lines.append(f"       lb lab lbadm --name {s.name} -- -L -n")
         lines.append(f"  end: lb lab down --name {s.name}")
         return "\n".join(lines)
@@ -505,8 +514,9 @@ def status(name: str | None = None) -> str:
             out.append(f"lab {n}: not up")
             continue
         alive = [ns for ns in st.namespaces if ns in existing]
-        procs = [p for p in st.procs if proc_start_time(p.pid) == p.start]
-        out.append(f"lab {n}: {st.mode.upper()} balancer {st.balancer} scheduler {st.scheduler} "
+        procs = [p for p in st.procs if proc_alive(p.pid, p.start)]
+        how = f" (--io {st.io} --engine {st.engine})" if st.balancer == "lb" else ""
+        out.append(f"lab {n}: {st.mode.upper()} balancer {st.balancer}{how} scheduler {st.scheduler} "
                    f"{st.servers} servers; namespaces {len(alive)}/{len(st.namespaces)} up; "
                    f"processes {len(procs)}/{len(st.procs)} running")
         out += [f"  pid {p.pid:<7} {p.node:<7} {p.role}" for p in st.procs if p in procs]

@@ -93,6 +93,12 @@ def proc_start_time(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
+def proc_alive(pid: int, start_time: int | None) -> bool:
+    """`pid` is still the process that started at `start_time` and has not exited.  A lab process whose
+    parent (`lb lab up`) is gone is reaped by init; until it is, it stays a zombie, which is not alive."""
+    return proc_start_time(pid) == start_time and start_time is not None and not _is_zombie(pid)
+
+
 def stop_pid(pid: int, start_time: int | None = None, grace: float = 2.0,
              sig: signal.Signals | None = None) -> None:
     """Signal one process (SIGTERM by default; its process group if it leads one), SIGKILL after `grace`.

@@ -57,6 +57,8 @@ class LabState:
     balancer: str = ""
     scheduler: str = ""
     vip: str = ""
+    io: str = "afpacket"
+    engine: str = "c"
     namespaces: list[str] = field(default_factory=list)
     procs: list[ProcRecord] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
@@ -97,7 +99,8 @@ class LabState:
         except (OSError, ValueError):
             return None
         procs = [ProcRecord(**p) for p in raw.pop("procs", [])]
-        return cls(procs=procs, **raw)
+        known = set(cls.__dataclass_fields__)
+        return cls(procs=procs, **{k: v for k, v in raw.items() if k in known})
 
 
 def list_labs() -> list[str]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from lb.lab.lab import Lab, LabSpec, down
-from lb.lab.netns import clock_ticks_now, list_netns, netns_inode, proc_start_time, procs_in_netns
+from lb.lab.netns import clock_ticks_now, list_netns, netns_inode, proc_alive, procs_in_netns
 from lb.lab.state import leftover_re
 
 _seq = itertools.count()
@@ -47,7 +47,7 @@ def make_lab() -> Iterator[MakeLab]:
         down(lab.spec.name)          # idempotent: a second down finds nothing and does nothing
         left = [ns for ns in list_netns() if leftover_re(lab.spec.name).match(ns)]
         assert left == [], f"namespaces left behind: {left}"
-        alive = [pid for pid, start in pids if proc_start_time(pid) == start]
+        alive = [pid for pid, start in pids if proc_alive(pid, start)]
         assert alive == [], f"processes left behind: {alive}"
         strays = procs_in_netns(inodes, started_before=t_down)
         assert strays == [], f"processes still in the lab's namespaces: {strays}"
