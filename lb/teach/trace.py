@@ -5,10 +5,16 @@ per link inside the lab's namespaces (client link, each balancer port, each real
 packet count and by `timeout`, started and ended by PID), sends N HTTP requests from the client namespace,
 then reads the pcaps back, keeps the frames of each traced connection (matched by the client's address and
 port, which no forwarding mode rewrites: NAT changes the other end, DR nothing, TUN wraps it), and turns every
-distinct version of the SYN and SYN-ACK into a hop between the nodes that own its MAC addresses.  The
-balancer's own decision is shown from a replay of the captured SYN through the data plane with the lab's
-rules (a fresh balancer: the live one's connection counts are not visible from outside), and the output says
-so.
+distinct version of the SYN and SYN-ACK into a hop between the nodes that own its MAC addresses.
+
+The balancer's own steps come from the running data plane: before the requests, `lb trace` arms the
+balancer's trace ring over its control socket (the `trace` request: the next N new connections from the
+lab's client to the VIP), and afterwards reads one record per connection: the service lookup, the dests'
+weights and connection counts as the scheduler found them, its pick, the connection's state change and the
+fields the rewrite changed.  The step says whether that pick agrees with where the capture saw the SYN go.
+Only when the balancer cannot be asked (no socket, another engine, an older daemon) or kept no record for a
+connection, the captured SYN is replayed through a fresh data plane loaded with the lab's rules, and the
+step says so.
 """
 
 from __future__ import annotations
@@ -28,10 +34,14 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from lb import model
+from lb.core.trace import TraceRecord
+from lb.daemon import protocol as proto
+from lb.daemon.client import Client
+from lb.errors import LbError
 from lb.lab.state import LabState, lab_dir
 from lb.lab.topology import Endpoint, Topology, load
 from lb.teach import pcap, reasons, render_html, render_text
-from lb.teach.engine import EngineUnavailableError, PortCfg, open_datapath
+from lb.teach.engine import DestLoad, EngineUnavailableError, PortCfg, open_datapath
 from lb.teach.ladder import FieldChange, Hop, Ladder, Step, diff_hop
 from lb.teach.sched_explain import explain_pick
 
@@ -317,11 +327,93 @@ class Replay:
                 f"{res.reason}{agree}\n" + explain_pick(self.sched, loads, picked, names, flow=flow))
 
 
+class LiveTrace:
+    """The running balancer's trace ring, over the lab's control socket: armed before the requests, read
+    after them.  `error` says why it is not available (then the decision falls back to a replay)."""
+
+    def __init__(self, socket: Path | str | None) -> None:
+        self.socket = str(socket) if socket else None
+        self.error = "" if socket else "the lab's balancer has no control socket"
+        self.after = 0
+        self.records: dict[tuple[str, int], TraceRecord] = {}
+
+    def _call(self, args: dict[str, object]) -> dict[str, object] | None:
+        if self.error:
+            return None
+        try:
+            with Client(self.socket, timeout_s=3.0) as c:
+                result = c.call("trace", args)
+        except LbError as exc:
+            self.error = str(exc).splitlines()[0]
+            return None
+        return result if isinstance(result, dict) else None
+
+    def arm(self, count: int, client_ip: str, vip: str) -> bool:
+        res = self._call(proto.trace_request("arm", count=count, client=client_ip, vip=vip))
+        if res is None:
+            return False
+        after = res.get("after", 0)
+        self.after = after if isinstance(after, int) else 0
+        return True
+
+    def collect(self) -> None:
+        """Read this arming's records (then stop the ring, whatever it still had to trace)."""
+        res = self._call(proto.trace_request("read", after=self.after))
+        self._call(proto.trace_request("stop"))
+        raw = res.get("records", []) if res is not None else []
+        for d in raw if isinstance(raw, list) else []:
+            rec = TraceRecord.from_dict(d)
+            self.records[(rec.client, rec.cport)] = rec
+
+
+def live_step_text(rec: TraceRecord, names: dict[str, str], live: str | None) -> str:
+    """The balancer's steps for one connection from its trace record (multi-line prose)."""
+    proto_name = {6: "TCP", 17: "UDP"}.get(rec.proto, str(rec.proto))
+    lines = [f"source: the live balancer's data plane (trace ring record #{rec.seq}, written while it "
+             "handled this SYN)",
+             f"service lookup: {proto_name} {rec.vaddr}:{rec.vport} -> service #{rec.svc_id}, scheduler "
+             f"{rec.sched}, {rec.num_dests} real server{'s' if rec.num_dests != 1 else ''}"]
+    loads = [DestLoad(d.addr, d.port, d.weight, d.activeconns, d.inactconns, d.overloaded) for d in rec.dests]
+    picked = rec.conn_daddr or None
+    if rec.template_hit:
+        who = f"{names.get(rec.conn_daddr, '')} {rec.conn_daddr}".strip()
+        lines.append(f"persistence: an existing template for this client chose {who} (the scheduler did not "
+                     "run); the loads at that moment:")
+    flow = (rec.client, rec.cport, rec.vaddr, rec.vport)
+    lines.append("scheduler (numbers as the balancer saw them, before it picked): " +
+                 explain_pick(rec.sched, loads, picked, names, flow=flow))
+    if rec.num_dests > len(rec.dests):
+        lines.append(f"(only the first {len(rec.dests)} of {rec.num_dests} real servers are in the record)")
+    if rec.dest_id >= 0:
+        lines.append(f"connection: new, {rec.state_before} -> {rec.state_after}, forwarding {rec.fwd_name} "
+                     f"to {rec.conn_daddr}:{rec.conn_dport}")
+    changed = ", ".join(rec.changed) if rec.changed else "nothing"
+    if rec.verdict == "TX":
+        lines.append(f"rewrite: changed {changed}; sent on port {rec.out_port} to {rec.eth_dst} "
+                     f"(IP destination {rec.out_daddr}, {rec.len_in} -> {rec.len_out} bytes)")
+    else:
+        lines.append(f"verdict {rec.verdict}: {reasons_text(rec.reason)}")
+    if live is not None and picked is not None:
+        node = names.get(picked)
+        lines.append(f"wire: the capture saw the SYN leave for {live}: "
+                     + ("agrees with the record" if node == live else f"DISAGREES with the record ({node})"))
+    return "\n".join(lines)
+
+
+def reasons_text(reason: str) -> str:
+    from lb.core.batch import REASON_NAMES, REASON_TEXTS  # noqa: PLC0415 - the C core's own reason texts
+
+    return dict(zip(REASON_NAMES, REASON_TEXTS, strict=True)).get(reason, reason)
+
+
 def ladders_with_decisions(conns: dict[tuple[str, int], list[Seen]], topo: Topology,
-                           lab: str) -> list[Ladder]:
+                           lab: str, live_trace: LiveTrace | None = None) -> list[Ladder]:
     """One ladder per traced connection (in time order), each with the balancer's decision step placed
-    after the SYN's arrival at the balancer."""
-    replay = Replay(topo, lab)
+    after the SYN's arrival at the balancer: from the live trace record when there is one, else from a
+    replay (which says so)."""
+    replay: Replay | None = None
+    names = dict(zip(topo.rips, topo.servers, strict=True))
+    records = live_trace.records if live_trace is not None else {}
     ladders = []
     for key in sorted(conns, key=lambda k: conns[k][0].rec.ts):
         ladder = ladder_for(key, conns[key], topo, lab)
@@ -331,8 +423,17 @@ def ladders_with_decisions(conns: dict[tuple[str, int], list[Seen]], topo: Topol
             leave = next((h for h in hops if h.src == topo.balancer and h.index > arrive.index), None)
             live = leave.dst if leave is not None else None
             pos = ladder.events.index(arrive) + 1
-            ladder.events.insert(pos, Step(topo.balancer, f"scheduler {replay.sched or '?'}",
-                                           replay.step_text(arrive.frame, live)))
+            rec = records.get(key)
+            if rec is not None:
+                step = Step(topo.balancer, f"scheduler {rec.sched} (live)", live_step_text(rec, names, live))
+            else:
+                if replay is None:
+                    replay = Replay(topo, lab)
+                why = (live_trace.error if live_trace is not None and live_trace.error else
+                       "the balancer kept no trace record for this connection")
+                step = Step(topo.balancer, f"scheduler {replay.sched or '?'} (replay)",
+                            f"not from the live balancer: {why}\n" + replay.step_text(arrive.frame, live))
+            ladder.events.insert(pos, step)
         ladders.append(ladder)
     return ladders
 
@@ -348,8 +449,13 @@ def run_trace(lab: str, count: int, timeout_s: float, pcap_dir: str | None) -> l
     with tempfile.TemporaryDirectory(prefix="lb-trace-") as tmp:
         points = [Point(ep, f"{state.name}-{ep.node}", Path(tmp) / f"{ep.node}-{ep.dev}.pcap", on_lb)
                   for ep, on_lb in capture_points(topo)]
+        live_trace = LiveTrace(state.socket if state.socket.exists() else None)
         with capturing(points, max_packets=40 * count + 40, timeout_s=timeout_s):
-            out = send_requests(state, count, timeout_s)
+            live_trace.arm(count, client_ip, state.vip)
+            try:
+                out = send_requests(state, count, timeout_s)
+            finally:
+                live_trace.collect()
         conns = collect(points, client_ip)
         if pcap_dir:
             d = Path(pcap_dir)
@@ -359,7 +465,7 @@ def run_trace(lab: str, count: int, timeout_s: float, pcap_dir: str | None) -> l
                 pcap.write_pcap(d / f"{pt.ep.node}-{pt.ep.dev}.pcap", recs)
     if not conns:
         raise RuntimeError(f"no traced connection seen (client output: {out.strip()[:200]})")
-    return ladders_with_decisions(conns, topo, state.name)
+    return ladders_with_decisions(conns, topo, state.name, live_trace)
 
 
 def main(args: argparse.Namespace) -> int:
