@@ -17,6 +17,7 @@ readable reference, about a hundred times slower.
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import sys
 import time
@@ -39,7 +40,10 @@ Log = Callable[[str], None]
 
 
 def stderr_log(msg: str) -> None:
-    print(f"lb: {msg}", file=sys.stderr, flush=True)
+    # One write(2) per line: workers share the stderr pipe, and a print() split into message and newline
+    # lets their lines interleave mid-line.
+    sys.stderr.flush()
+    os.write(sys.stderr.fileno(), f"lb: {msg}\n".encode())
 
 
 class Control(Protocol):
