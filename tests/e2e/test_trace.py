@@ -7,13 +7,17 @@
 - TUN: the frame leaving the balancer carries an added outer IPv4 header (protocol 4) to a RIP with the
   original packet inside; the reply never passes the balancer;
 - every traced connection gets the balancer's decision step, one pcap per capture point is written and
-  tcpdump's processes are gone afterwards.
+  tcpdump's processes are gone afterwards;
+- live: `lb trace --lab NAME --count N` in a running NAT lab with wlc shows the running balancer's own
+  decision (trace ring record: dests' weights and counts, the pick, NONE -> SYN_RECV, the rewritten
+  fields), and that pick agrees with the real server the capture saw the SYN go to.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +110,29 @@ def test_trace_tun(tmp_path: Path) -> None:
         assert inner.get("dst") == "10.10.0.100"
         replies = [h for h in ladder.hops if "SYN-ACK" in h.label]
         assert replies and all("balancer link" not in h.where for h in replies)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_trace_live_decision_agrees_with_wire(make_lab) -> None:
+    lab = make_lab("nat", servers=2, scheduler="wlc")
+    name = lab.state.name
+    argv = [sys.executable, "-m", "lb", "trace", "--lab", name, "--count", "1", "--color", "never"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "scheduler wlc (live)" in out, out
+    assert "the live balancer's data plane (trace ring record #" in out
+    assert out.count("weight 1, active ") == 2 and "*256+" in out
+    assert "NONE -> SYN_RECV, forwarding MASQ" in out
+    assert "changed eth.dst, eth.src, ip.dst, ip.ttl, ip.csum" in out
+    assert "agrees with the record" in out and "DISAGREES" not in out
+    assert "not from the live balancer" not in out
+
+    from lb.teach.trace import run_trace  # noqa: PLC0415
+
+    ladders = run_trace(name, 3, 8.0, None)
+    assert len(ladders) == 3
+    for ladder in ladders:
+        step = next(e for e in ladder.events if isinstance(e, Step) and e.title.startswith("scheduler"))
+        assert step.title == "scheduler wlc (live)", step.text
+        assert "agrees with the record" in step.text and "the rule's winner" in step.text
