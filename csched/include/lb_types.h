@@ -43,38 +43,57 @@ struct lb_sched_ops;
 
 /* A real server.  Lives in the core's dest pool; linked on its service's list while it is part of
  * the service, and kept (off the list, "in the trash" as the kernel says) while connections still
- * reference it. */
+ * reference it.  The fields a scheduler's list walk reads come first, so that they share the first
+ * cache line with the list links. */
 struct lb_dest {
 	struct lb_list n_list;		/* on svc->destinations, newest first */
+	uint32_t flags;			/* LB_DEST_F_AVAILABLE | LB_DEST_F_OVERLOAD */
+	int32_t weight;
+	uint32_t activeconns;
+	uint32_t inactconns;
+	int32_t last_weight;		/* the kernel's last_weight (mh/sh keep quiesced dests in tables) */
+	uint32_t persistconns;
 	struct lb_service *svc;
+	int32_t id;			/* index in the core's dest pool */
+	uint32_t scan_idx;		/* position in svc->scan while linked (== position in the list) */
 	union lb_addr addr;		/* network order */
 	uint16_t af;
 	uint16_t port;			/* network order */
 	uint32_t conn_flags;		/* LB_FWD_* forwarding method */
-	int32_t weight;
-	int32_t last_weight;		/* the kernel's last_weight (mh/sh keep quiesced dests in tables) */
-	uint32_t flags;			/* LB_DEST_F_AVAILABLE | LB_DEST_F_OVERLOAD */
 	uint32_t u_threshold;
 	uint32_t l_threshold;
-	uint32_t activeconns;
-	uint32_t inactconns;
-	uint32_t persistconns;
 	uint32_t refcnt;		/* connections bound to it */
-	int32_t id;			/* index in the core's dest pool */
 	bool in_use;			/* pool slot taken */
 	bool linked;			/* on its service's list (false: trash) */
-	struct lb_stats stats;
 	/* Next hop, filled by the control plane (lb_dest_set_nexthop): egress port and MAC. */
 	int32_t nh_port;		/* -1: unresolved */
 	uint8_t nh_mac[6];
 	void *sched_data;		/* per-dest scheduler state, if a scheduler wants it */
+	struct lb_stats stats;
+};
+
+/* What the list-scanning schedulers (lc wlc sed nq fo ovf twos) read of a dest, copied into one
+ * compact array per service in list order: svc->scan[i] mirrors the i-th dest of svc->destinations
+ * (the newest first), svc->scan_dest[i] is that dest.  service.c keeps it equal to the dests'
+ * own fields on every add/delete/edit and on every accounting change (lb_dest_account), so a
+ * scheduler may read either; scanning 16-byte entries in a row instead of following list pointers
+ * through ~200-byte dests is what makes a 1000-dest walk cheap.  Same order, same values: the
+ * picks cannot differ from a list walk. */
+struct lb_dest_scan {
+	uint32_t flags;
+	int32_t weight;
+	uint32_t activeconns;
+	uint32_t inactconns;
 };
 
 /* A virtual service. */
 struct lb_service {
 	struct lb_service *hnext;	/* service hash chain */
 	struct lb_list destinations;
-	uint32_t num_dests;
+	uint32_t num_dests;		/* linked dests: the list's length and svc->scan's */
+	uint32_t scan_cap;		/* room in scan / scan_dest */
+	struct lb_dest_scan *scan;	/* see struct lb_dest_scan */
+	struct lb_dest **scan_dest;
 	uint16_t af;
 	uint16_t proto;
 	union lb_addr addr;		/* network order */

@@ -9,22 +9,25 @@
 
 static struct lb_dest *nq_schedule(struct lb_service *svc, const struct lb_flow_key *k, struct lb_sched_ctx *ctx)
 {
-	struct lb_dest *d, *least = NULL;
-	int64_t loh = 0;
+	/* The list walk, over the service's scan array (same order, same values: lb_types.h). */
+	const struct lb_dest_scan *e = svc->scan;
+	uint32_t n = svc->num_dests, least = UINT32_MAX;
+	int64_t loh = 0, lw = 0;
 	(void)k;
 	(void)ctx;
-	lb_for_each_dest(d, svc) {
-		if ((d->flags & LB_DEST_F_OVERLOAD) || d->weight == 0)
+	for (uint32_t i = 0; i < n; i++) {
+		if ((e[i].flags & LB_DEST_F_OVERLOAD) || e[i].weight == 0)
 			continue;
-		int64_t doh = (int64_t)d->activeconns + 1;
-		if (d->activeconns == 0)
-			return d;	/* idle: no need to look further */
-		if (!least || loh * d->weight > doh * least->weight) {
-			least = d;
+		if (e[i].activeconns == 0)
+			return svc->scan_dest[i];	/* idle: no need to look further */
+		int64_t doh = (int64_t)e[i].activeconns + 1;
+		if (least == UINT32_MAX || loh * e[i].weight > doh * lw) {
+			least = i;
 			loh = doh;
+			lw = e[i].weight;
 		}
 	}
-	return least;
+	return least == UINT32_MAX ? NULL : svc->scan_dest[least];
 }
 
 const struct lb_sched_ops lb_sched_nq = {

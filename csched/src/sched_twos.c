@@ -21,49 +21,54 @@ static inline uint64_t twos_random_u64(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
-static int64_t twos_overhead(const struct lb_dest *d)
+static int64_t twos_overhead(const struct lb_dest_scan *e)
 {
-	return ((int64_t)d->activeconns << 8) + d->inactconns;
+	return ((int64_t)e->activeconns << 8) + e->inactconns;
 }
 
 static struct lb_dest *twos_schedule(struct lb_service *svc, const struct lb_flow_key *k,
 				     struct lb_sched_ctx *ctx)
 {
-	struct lb_dest *d, *choice1 = NULL, *choice2 = NULL;
+	/* The list walks, over the service's scan array (same order, same values: lb_types.h). */
+	const struct lb_dest_scan *e = svc->scan;
+	uint32_t n = svc->num_dests, choice1 = UINT32_MAX, choice2 = UINT32_MAX;
 	int64_t weight1 = -1, weight2 = -1, overhead1 = 0, overhead2 = 0;
-	uint64_t total = 0;
+	uint64_t total = 0, usable = 0;
 	(void)k;
-	lb_for_each_dest(d, svc)
-		if (!(d->flags & LB_DEST_F_OVERLOAD) && d->weight > 0) {
-			total += (uint64_t)d->weight;
-			choice1 = d;
-		}
-	if (!choice1)
+	/* Branch-free sum (the compiler vectorises it): an unusable dest adds 0. */
+	for (uint32_t i = 0; i < n; i++) {
+		bool ok = !(e[i].flags & LB_DEST_F_OVERLOAD) && e[i].weight > 0;
+		total += ok ? (uint64_t)(uint32_t)e[i].weight : 0;
+		usable += ok;
+	}
+	if (!usable)
 		return NULL;
 	total += 1;	/* draws are in [0, sum], both ends included */
 	int64_t r1 = (int64_t)(twos_random_u64(ctx->rng) % total);
 	int64_t r2 = (int64_t)(twos_random_u64(ctx->rng) % total);
-	lb_for_each_dest(d, svc) {
-		if ((d->flags & LB_DEST_F_OVERLOAD) || d->weight <= 0)
+	for (uint32_t i = 0; i < n; i++) {
+		if ((e[i].flags & LB_DEST_F_OVERLOAD) || e[i].weight <= 0)
 			continue;
-		r1 -= d->weight;
-		r2 -= d->weight;
+		r1 -= e[i].weight;
+		r2 -= e[i].weight;
 		if (r1 <= 0 && weight1 == -1) {
-			choice1 = d;
-			weight1 = d->weight;
-			overhead1 = twos_overhead(d);
+			choice1 = i;
+			weight1 = e[i].weight;
+			overhead1 = twos_overhead(&e[i]);
 		}
 		if (r2 <= 0 && weight2 == -1) {
-			choice2 = d;
-			weight2 = d->weight;
-			overhead2 = twos_overhead(d);
+			choice2 = i;
+			weight2 = e[i].weight;
+			overhead2 = twos_overhead(&e[i]);
 		}
 		if (weight1 != -1 && weight2 != -1)
 			break;
 	}
-	if (choice2 && weight2 * overhead1 > weight1 * overhead2)
+	if (choice1 == UINT32_MAX)
+		return NULL;	/* cannot happen: r1 <= sum, so the last usable dest brings it to <= 0 */
+	if (choice2 != UINT32_MAX && weight2 * overhead1 > weight1 * overhead2)
 		choice1 = choice2;
-	return choice1;
+	return svc->scan_dest[choice1];
 }
 
 const struct lb_sched_ops lb_sched_twos = {

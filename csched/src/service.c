@@ -6,8 +6,71 @@
  * (ip_vs_conn.c ip_vs_bind_dest/ip_vs_unbind_dest).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include "lb_core.h"
+
+/* ---- the per-service scan array (struct lb_dest_scan): the list's order and the dests' values ---- */
+
+static void scan_sync(struct lb_dest *d)
+{
+	if (!d->linked)
+		return;
+	struct lb_dest_scan *e = &d->svc->scan[d->scan_idx];
+	e->flags = d->flags;
+	e->weight = d->weight;
+	e->activeconns = d->activeconns;
+	e->inactconns = d->inactconns;
+}
+
+/* Room for one more linked dest; called before anything changes so that a failure changes nothing. */
+static int scan_reserve(struct lb_service *s)
+{
+	if (s->num_dests < s->scan_cap)
+		return 0;
+	uint32_t cap = s->scan_cap ? s->scan_cap * 2 : 8;
+	struct lb_dest_scan *scan = realloc(s->scan, cap * sizeof(*scan));
+	if (!scan)
+		return -ENOMEM;
+	s->scan = scan;
+	struct lb_dest **dp = realloc(s->scan_dest, cap * sizeof(*dp));
+	if (!dp)
+		return -ENOMEM;
+	s->scan_dest = dp;
+	s->scan_cap = cap;
+	return 0;
+}
+
+/* d was just put at the head of the list: entry 0, the others move up one. */
+static void scan_insert_front(struct lb_service *s, struct lb_dest *d)
+{
+	uint32_t n = s->num_dests;	/* not counting d yet */
+	memmove(&s->scan[1], &s->scan[0], n * sizeof(s->scan[0]));
+	memmove(&s->scan_dest[1], &s->scan_dest[0], n * sizeof(s->scan_dest[0]));
+	for (uint32_t i = 1; i <= n; i++)
+		s->scan_dest[i]->scan_idx = i;
+	s->scan_dest[0] = d;
+	d->scan_idx = 0;
+}
+
+/* d is leaving the list: the entries after it move down one. */
+static void scan_remove(struct lb_service *s, struct lb_dest *d)
+{
+	uint32_t i = d->scan_idx, n = s->num_dests;	/* still counting d */
+	memmove(&s->scan[i], &s->scan[i + 1], (n - i - 1) * sizeof(s->scan[0]));
+	memmove(&s->scan_dest[i], &s->scan_dest[i + 1], (n - i - 1) * sizeof(s->scan_dest[0]));
+	for (uint32_t j = i; j + 1 < n; j++)
+		s->scan_dest[j]->scan_idx = j;
+}
+
+static void scan_free(struct lb_service *s)
+{
+	free(s->scan);
+	free(s->scan_dest);
+	s->scan = NULL;
+	s->scan_dest = NULL;
+	s->scan_cap = 0;
+}
 
 void lb_addr_from_cfg(union lb_addr *a, const uint8_t src[16], uint16_t af)
 {
@@ -204,6 +267,7 @@ static void dest_free(struct lb_core *core, struct lb_dest *d)
  * more; kept while connections reference it. */
 static void dest_unlink(struct lb_core *core, struct lb_service *s, struct lb_dest *d, bool call_sched)
 {
+	scan_remove(s, d);
 	lb_list_del(&d->n_list);
 	d->linked = false;
 	s->num_dests--;
@@ -234,6 +298,7 @@ static void svc_destroy(struct lb_core *core, struct lb_service *s)
 		struct lb_dest *d = lb_container_of(s->destinations.next, struct lb_dest, n_list);
 		dest_unlink(core, s, d, false);
 	}
+	scan_free(s);
 	s->in_use = false;
 	core->num_svcs--;
 	if (!svc_referenced(core, s))
@@ -372,13 +437,17 @@ static void dest_update(struct lb_service *s, struct lb_dest *d, const struct lb
 	d->u_threshold = c->u_threshold;
 	d->l_threshold = c->l_threshold;
 	if (add) {
+		scan_insert_front(s, d);	/* room was reserved by the caller */
 		lb_list_add(&d->n_list, &s->destinations);
 		d->linked = true;
 		s->num_dests++;
+		scan_sync(d);
 		if (s->sched->add_dest)
 			s->sched->add_dest(s, d);
-	} else if (s->sched->upd_dest) {
-		s->sched->upd_dest(s, d);
+	} else {
+		scan_sync(d);
+		if (s->sched->upd_dest)
+			s->sched->upd_dest(s, d);
 	}
 }
 
@@ -395,6 +464,9 @@ int lb_dest_add(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_des
 	uint16_t port = to_net16(c->port);
 	if (dest_find(s, &a, c->af, port))
 		return -EEXIST;
+	rc = scan_reserve(s);
+	if (rc)
+		return rc;
 	struct lb_dest *d = dest_find_trash(core, s, &a, c->af, port);
 	if (!d) {
 		for (uint32_t i = 0; i < core->cfg.dest_max; i++)
@@ -574,6 +646,7 @@ void lb_dest_account(struct lb_dest *d, int event)
 	default:
 		break;
 	}
+	scan_sync(d);
 }
 
 void lb_dest_hold(struct lb_dest *d) { d->refcnt++; }
@@ -604,15 +677,15 @@ int lb_dest_conn_event(lb_core *core, int32_t dest_id, int event)
 
 /* ---- the scheduler alone, for lb simulate, tests and benchmarks ---- */
 
-static void flow_key_from(struct lb_flow_key *k, const struct lb_flow *f)
+/* An lb_flow's address into a key's: IPv4 in the first word, the rest zero (as lb_addr_from_cfg). */
+static inline void flow_addr(union lb_addr *a, const uint8_t src[16], uint16_t af)
 {
-	memset(k, 0, sizeof(*k));
-	k->af = f->af;
-	k->proto = (uint8_t)f->proto;
-	lb_addr_from_cfg(&k->saddr, f->saddr, f->af);
-	lb_addr_from_cfg(&k->daddr, f->daddr, f->af);
-	k->sport = to_net16(f->sport);
-	k->dport = to_net16(f->dport);
+	if (af == LB_AF_INET) {
+		memcpy(&a->ip, src, 4);
+		a->ip6[1] = a->ip6[2] = a->ip6[3] = 0;
+	} else {
+		memcpy(a->b, src, 16);
+	}
 }
 
 int lb_sched_batch(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_flow *flows, uint32_t n,
@@ -622,10 +695,19 @@ int lb_sched_batch(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_
 	if (!s)
 		return -ESRCH;
 	struct lb_sched_ctx ctx = { .now = now_ns, .rng = &core->rng };
-	struct lb_flow_key k;
+	struct lb_dest *(*schedule)(struct lb_service *, const struct lb_flow_key *, struct lb_sched_ctx *) =
+		s->sched->schedule;
+	/* Every field of the key is written for each flow (pad and fwmark stay 0). */
+	struct lb_flow_key k = { 0 };
 	for (uint32_t i = 0; i < n; i++) {
-		flow_key_from(&k, &flows[i]);
-		struct lb_dest *d = s->sched->schedule(s, &k, &ctx);
+		const struct lb_flow *f = &flows[i];
+		k.af = f->af;
+		k.proto = (uint8_t)f->proto;
+		flow_addr(&k.saddr, f->saddr, f->af);
+		flow_addr(&k.daddr, f->daddr, f->af);
+		k.sport = to_net16(f->sport);
+		k.dport = to_net16(f->dport);
+		struct lb_dest *d = schedule(s, &k, &ctx);
 		out[i] = d ? d->id : -1;
 	}
 	return (int)n;
