@@ -40,7 +40,8 @@ struct lb_pump_port_stats {
 	uint64_t slow;		/* frames handed to the slow path */
 	uint64_t slow_full;	/* slow-path queue full: frame not handed (lost) */
 	uint64_t rx_trunc;	/* frames longer than a batch slot: dropped */
-	uint64_t rx_csum_partial;	/* ring frames with TP_STATUS_CSUMNOTREADY (sender's checksum offload on) */
+	uint64_t rx_csum_partial;	/* ring frames with TP_STATUS_CSUMNOTREADY (sender's checksum offload on):
+					 * their L4 checksum is completed before processing (lb_frame_csum_complete) */
 };
 
 struct lb_pump;
@@ -75,5 +76,12 @@ uint32_t lb_pump_slowpath_count(struct lb_pump *p);
 int lb_pump_send(struct lb_pump *p, int port, const uint8_t *frame, uint32_t len);
 
 int lb_pump_stats(struct lb_pump *p, int port, struct lb_pump_port_stats *out);
+
+/* Finish the L4 checksum of a frame that left its sender with checksum offload on (CHECKSUM_PARTIAL: the
+ * TCP/UDP checksum field holds only the folded pseudo-header sum; AF_PACKET flags such frames
+ * TP_STATUS_CSUMNOTREADY): sum the segment as the NIC would (kernel skb_checksum_help), so rewrites and
+ * receivers see a complete packet.  Ethernet (one 802.1Q tag at most), IPv4 unfragmented or IPv6 without
+ * extension headers, TCP or UDP.  Returns 1 when completed, 0 when the frame is none of those. */
+int lb_frame_csum_complete(uint8_t *frame, uint32_t len);
 
 #endif

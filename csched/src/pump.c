@@ -227,9 +227,12 @@ static uint32_t rx_ring(struct lb_pump *p, int port)
 			if (data + h->tp_snaplen > end) {	/* corrupt ring: give the block back */
 				pp->pkts_left = 1;
 			} else {
-				if (h->tp_status & TP_STATUS_CSUMNOTREADY)
+				uint32_t slot = p->n;
+				if (batch_put(p, port, data, h->tp_snaplen, h->tp_len) &&
+				    (h->tp_status & TP_STATUS_CSUMNOTREADY)) {
 					pp->st.rx_csum_partial++;
-				batch_put(p, port, data, h->tp_snaplen, h->tp_len);
+					lb_frame_csum_complete(p->slab + (size_t)slot * p->cfg.stride, p->len[slot]);
+				}
 				got++;
 			}
 			pp->pkts_left--;
@@ -319,6 +322,75 @@ static uint32_t rx_all(struct lb_pump *p)
 		}
 	}
 	return got;
+}
+
+/* ---- checksum offload ---- */
+
+static uint32_t sum16(uint32_t sum, const uint8_t *b, uint32_t n)
+{
+	while (n > 1) {
+		sum += (uint32_t)b[0] << 8 | b[1];
+		b += 2;
+		n -= 2;
+	}
+	if (n)
+		sum += (uint32_t)b[0] << 8;
+	return sum;
+}
+
+int lb_frame_csum_complete(uint8_t *f, uint32_t len)
+{
+	uint32_t off = 12;
+	if (!f || len < 14)
+		return 0;
+	uint16_t type = (uint16_t)(f[off] << 8 | f[off + 1]);
+	if (type == 0x8100) {
+		if (len < 18)
+			return 0;
+		off += 4;
+		type = (uint16_t)(f[off] << 8 | f[off + 1]);
+	}
+	off += 2;
+	uint8_t proto;
+	uint32_t l4, l4len;
+	if (type == 0x0800) {
+		if (len < off + 20 || (f[off] >> 4) != 4)
+			return 0;
+		uint32_t ihl = (f[off] & 0xFu) * 4u, tot = (uint32_t)(f[off + 2] << 8 | f[off + 3]);
+		if (ihl < 20 || tot < ihl || off + tot > len || (f[off + 6] & 0x3F) || f[off + 7])
+			return 0;	/* short, or a fragment: offload never leaves those partial */
+		proto = f[off + 9];
+		l4 = off + ihl;
+		l4len = tot - ihl;
+	} else if (type == 0x86DD) {
+		if (len < off + 40 || (f[off] >> 4) != 6)
+			return 0;
+		uint32_t plen = (uint32_t)(f[off + 4] << 8 | f[off + 5]);
+		if (off + 40 + plen > len)
+			return 0;
+		proto = f[off + 6];
+		l4 = off + 40;
+		l4len = plen;
+	} else {
+		return 0;
+	}
+	uint32_t at;
+	if (proto == 6 && l4len >= 20)
+		at = l4 + 16;
+	else if (proto == 17 && l4len >= 8)
+		at = l4 + 6;
+	else
+		return 0;
+	/* the field already holds the folded pseudo-header sum: summing the segment over it gives the rest */
+	uint32_t sum = sum16(0, f + l4, l4len);
+	sum = (sum & 0xFFFFu) + (sum >> 16);
+	sum = (sum & 0xFFFFu) + (sum >> 16);
+	uint16_t c = (uint16_t)~sum;
+	if (c == 0)
+		c = 0xFFFF;	/* CSUM_MANGLED_0: a UDP 0 would mean "no checksum" */
+	f[at] = (uint8_t)(c >> 8);
+	f[at + 1] = (uint8_t)c;
+	return 1;
 }
 
 /* ---- process ---- */

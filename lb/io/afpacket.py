@@ -22,10 +22,13 @@ copied in, one send() kicks them all).  Measured on the lab (bench/e2e, lb-dr vs
 cost is the per-frame skb and the peer's receive work either way (see bench/e2e/run.py), so it stays an
 option (`lb run --tx-ring`).  Once a socket has a TX ring it sends only from it.
 
-Offloads: a veth peer with checksum/segmentation offload on hands us frames whose L4 checksum is only the
-pseudo-header sum (TP_STATUS_CSUMNOTREADY, counted as rx_csum_partial) or GSO frames bigger than the MTU
-(counted as rx_trunc).  We do not ask for PACKET_VNET_HDR; the lab turns tx/tso/gso/gro off on its links
-(`ethtool -K`), which is what a forwarder on real NICs sees anyway.
+Offloads: a veth peer with checksum offload on hands us frames whose L4 checksum is only the folded
+pseudo-header sum (TP_STATUS_CSUMNOTREADY): the pump completes it before the core sees the frame
+(lb_frame_csum_complete, counted as rx_csum_partial), so tx checksum offload may stay on (the veth
+default).  GSO/TSO super-frames bigger than the MTU are still dropped (counted as rx_trunc): with TCP
+bulk traffic turn tso/gso off on the peers (`ethtool -K DEV tso off gso off`), as forwarders on real NICs
+see MTU-sized frames anyway.  (PACKET_VNET_HDR would describe GSO frames, but the RX ring then needs the
+vnet header in every frame slot; not done.)
 """
 
 from __future__ import annotations
