@@ -157,7 +157,7 @@ def change_from_dict(d: Any) -> Change:
 
 
 def _stats_to_list(s: model.Stats | model.Rates) -> list[int]:
-    return [int(getattr(s, f)) for f in s.__slots__]  # type: ignore[attr-defined]
+    return [int(getattr(s, f)) for f in s.__slots__]
 
 
 def status_to_dict(st: model.ServiceStatus) -> dict[str, Any]:
