@@ -395,7 +395,7 @@ def live_step_text(rec: TraceRecord, names: dict[str, str], live: str | None) ->
         lines.append(f"verdict {rec.verdict}: {reasons_text(rec.reason)}")
     if live is not None and picked is not None:
         node = names.get(picked)
-        lines.append(f"wire: the capture saw the SYN leave for {live}: "
+        lines.append(f"wire: the capture saw the SYN go to {live}: "
                      + ("agrees with the record" if node == live else f"DISAGREES with the record ({node})"))
     return "\n".join(lines)
 
@@ -421,7 +421,9 @@ def ladders_with_decisions(conns: dict[tuple[str, int], list[Seen]], topo: Topol
         arrive = next((h for h in hops if h.dst == topo.balancer), None)
         if arrive is not None:
             leave = next((h for h in hops if h.src == topo.balancer and h.index > arrive.index), None)
-            live = leave.dst if leave is not None else None
+            # the real server the SYN reached (past a router, as in the TUN lab), else the next hop
+            reached = next((h.dst for h in hops if h.index > arrive.index and h.dst in topo.servers), None)
+            live = reached or (leave.dst if leave is not None else None)
             pos = ladder.events.index(arrive) + 1
             rec = records.get(key)
             if rec is not None:

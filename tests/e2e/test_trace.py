@@ -8,9 +8,9 @@
   original packet inside; the reply never passes the balancer;
 - every traced connection gets the balancer's decision step, one pcap per capture point is written and
   tcpdump's processes are gone afterwards;
-- live: `lb trace --lab NAME --count N` in a running NAT lab with wlc shows the running balancer's own
-  decision (trace ring record: dests' weights and counts, the pick, NONE -> SYN_RECV, the rewritten
-  fields), and that pick agrees with the real server the capture saw the SYN go to.
+- live: `lb trace --lab NAME --count N` in a running lab with wlc (NAT through the CLI, DR, TUN) shows the
+  running balancer's own decision (trace ring record: dests' weights and counts, the pick, NONE -> SYN_RECV,
+  the rewritten fields), and that pick agrees with the real server the capture saw the SYN go to.
 """
 
 from __future__ import annotations
@@ -136,3 +136,21 @@ def test_trace_live_decision_agrees_with_wire(make_lab) -> None:
         step = next(e for e in ladder.events if isinstance(e, Step) and e.title.startswith("scheduler"))
         assert step.title == "scheduler wlc (live)", step.text
         assert "agrees with the record" in step.text and "the rule's winner" in step.text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+@pytest.mark.parametrize("mode", ["dr", "tun"])
+def test_trace_live_dr_tun(make_lab, mode: str) -> None:
+    lab = make_lab(mode, servers=2, scheduler="wlc")
+    from lb.teach.trace import run_trace  # noqa: PLC0415
+
+    ladders = run_trace(lab.state.name, 2, 8.0, None)
+    assert len(ladders) == 2
+    for ladder in ladders:
+        step = next(e for e in ladder.events if isinstance(e, Step) and e.title.startswith("scheduler"))
+        assert step.title == "scheduler wlc (live)", step.text
+        assert "agrees with the record" in step.text, step.text
+        rewrite = next(line for line in step.text.splitlines() if line.startswith("rewrite:"))
+        assert "eth.dst" in rewrite and "ip.dst" not in rewrite
+        assert ("ipip.added" in rewrite) == (mode == "tun")
+        assert f"forwarding {'TUNNEL' if mode == 'tun' else 'DROUTE'}" in step.text
