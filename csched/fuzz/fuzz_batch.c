@@ -31,6 +31,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	uint32_t stride = (data[0] & 1) ? 256 : BIG;
 	now += (uint64_t)((data[0] >> 1) & 7) * 1000000000ull;
+	/* bit 4: run this input with the trace ring armed, so the traced new-connection path is fuzzed too */
+	if (data[0] & 0x10)
+		lb_trace_arm(core, UINT32_MAX, 0, NULL, NULL, 0);
+	else
+		lb_trace_arm(core, 0, 0, NULL, NULL, 0);
 	size_t off = 1;
 	uint32_t n = 0;
 	while (off < size && n < MAX_FRAMES) {

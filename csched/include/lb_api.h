@@ -137,7 +137,10 @@ struct lb_flow {
 lb_core *lb_core_new(const struct lb_core_cfg *cfg);
 void lb_core_free(lb_core *core);
 uint32_t lb_abi_version(void);
-size_t lb_sizeof(int which);	/* 0 lb_svc_cfg, 1 lb_dest_cfg, 2 lb_svc_info, 3 lb_dest_info, 4 lb_flow, 5 lb_core_cfg */
+/* sizeof a cffi-visible struct, for the import-time check: 0 lb_svc_cfg, 1 lb_dest_cfg, 2 lb_svc_info,
+ * 3 lb_dest_info, 4 lb_flow, 5 lb_core_cfg, 6 lb_conn_info, 7 lb_conn_stats, 8 lb_trace_rec,
+ * 9 lb_pump_cfg, 10 lb_pump_port_stats, 11 lb_batch; 0 for anything else. */
+size_t lb_sizeof(int which);
 
 /* Scheduler registry (built from LB_SCHED_LIST). */
 int lb_sched_count(void);

@@ -9,6 +9,8 @@
 #include <string.h>
 #include "lb_conn.h"
 #include "lb_core.h"
+#include "lb_api_conn.h"
+#include "lb_api_io.h"
 #include "lb_api_pkt.h"
 
 /* The kernel's defaults (ip_vs_proto_tcp.c tcp_timeouts[], ip_vs_proto_udp.c udp_timeouts[]):
@@ -28,6 +30,12 @@ size_t lb_sizeof(int which)
 	case 3: return sizeof(struct lb_dest_info);
 	case 4: return sizeof(struct lb_flow);
 	case 5: return sizeof(struct lb_core_cfg);
+	case 6: return sizeof(struct lb_conn_info);
+	case 7: return sizeof(struct lb_conn_stats);
+	case 8: return sizeof(struct lb_trace_rec);
+	case 9: return sizeof(struct lb_pump_cfg);
+	case 10: return sizeof(struct lb_pump_port_stats);
+	case 11: return sizeof(struct lb_batch);
 	default: return 0;
 	}
 }

@@ -13,7 +13,9 @@ from lb._csched import ffi, lib
 ABI_VERSION = 1
 
 _SIZES = {0: "struct lb_svc_cfg", 1: "struct lb_dest_cfg", 2: "struct lb_svc_info", 3: "struct lb_dest_info",
-          4: "struct lb_flow", 5: "struct lb_core_cfg"}
+          4: "struct lb_flow", 5: "struct lb_core_cfg", 6: "struct lb_conn_info", 7: "struct lb_conn_stats",
+          8: "struct lb_trace_rec", 9: "struct lb_pump_cfg", 10: "struct lb_pump_port_stats",
+          11: "struct lb_batch"}
 
 
 def _check() -> None:
