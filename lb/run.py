@@ -13,6 +13,9 @@ connection's packets all reach the worker that owns its table entry), builds its
 same rules: one connection table per worker, no locks, as DPVS keeps one per lcore.  Worker 0 also serves
 the control socket (and --metrics: its own counters only); after each change it publishes a configuration
 snapshot that the other workers apply between their batches (lb/io/workers.py).
+
+Placement (lb/io/rps.py): `--cpus 1` pins the balancer (and its workers) to CPU 1, `--rps-cpus 1` steers its
+ports' receive softirq (the copy into the ring) to CPU 0 through RPS; the old masks are restored on exit.
 """
 
 from __future__ import annotations
@@ -92,6 +95,11 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
         log(f"port {p.index}: {p.name} ({p.kind}) mac {p.mac.hex(':')} addr {p.ipv4} mtu {p.mtu}")
     if ip_forward_enabled():
         log("warning: net.ipv4.ip_forward is 1 in this namespace: the kernel forwards what the guard lets by")
+    rps = None
+    if getattr(args, "rps_cpus", None) and args.io == "afpacket" and worker == 0:
+        from lb.io.rps import Rps  # noqa: PLC0415
+        rps = Rps(log=log)
+        rps.apply([p.name for p in ports], args.rps_cpus)
     guard = None
     if args.io == "afpacket" and not args.no_guard and worker == 0:
         guard = KernelGuard([p.name for p in ports], table=f"pyvs_{os.getpid()}", log=log)
@@ -167,6 +175,8 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
             metrics.close()
         if guard is not None:
             guard.close()
+        if rps is not None:
+            rps.restore()
         for p in ports:
             p.close()
     return 0
@@ -274,6 +284,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if len(args.iface) > 8:
         print("lb run: at most 8 ports", file=sys.stderr)
         return 2
+    if args.rps_cpus:
+        from lb.io.rps import check_mask  # noqa: PLC0415
+        check_mask(args.rps_cpus)  # a bad mask fails before any port is opened
+    if args.cpus:
+        from lb.io.rps import parse_cpus, pin  # noqa: PLC0415
+        pin(parse_cpus(args.cpus))
     rules_text = Path(args.rules).read_text() if args.rules else None
     if rules_text is not None:
         # parse once up front so that a bad file fails before any port is opened
@@ -309,5 +325,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run)")
     p.add_argument("--no-guard", action="store_true", help="do not install the netdev-ingress drop table")
     p.add_argument("--passthrough", action="store_true", help="debug: hand every frame to the slow path")
+    p.add_argument("--cpus", metavar="LIST", help="run on these CPUs only (e.g. 1 or 0-3; workers inherit)")
+    p.add_argument("--rps-cpus", metavar="HEXMASK",
+                   help="steer the ports' receive softirq to these CPUs (RPS; 1 = CPU 0), restored on exit")
     p.add_argument("-v", "--verbose", action="store_true", help="log every slow-path answer")
     p.set_defaults(func=cmd_run)

@@ -9,18 +9,25 @@ Topology (own namespaces, nothing in the root namespace, 10.0.0.0/8 only):
     VIP 10.1.0.100 udp/9
 
 The generator (bench/e2e/udpgen.c: 64-byte UDP frames over 16 flows, paced sendmmsg, bounded duration) runs
-pinned to CPU 0; the balancer (lb run, or the kernel's softirq work) runs on CPU 1: `lb run` is started
-under `taskset -c 1` and RPS on the balancer's ingress port steers the receive softirq to CPU 1 too, so the
-generator has CPU 0 to itself.  The real servers drop the frames at netdev ingress (no ICMP back) and the
-received count is their links' rx counters.  For each mode a paced search raises the offered rate until the
-loss reaches 0.5 %, then bisects; the best rate with < 0.5 % loss is reported, with every point, as JSON.
+pinned to CPU 0; the balancer runs on CPU 1.  Where the kernel's receive work runs is part of the setup and
+is recorded per mode in the JSON ("placement"):
+- kernel / nft-dnat: RPS on l0 = CPU 1: the forwarding softirq *is* the balancer, on its own core;
+- lb modes: `lb run --cpus 1 --rps-cpus 1`: the process on CPU 1, the receive softirq of its ports (the copy
+  into the AF_PACKET ring, the guard's ingress drop) steered to CPU 0, beside the generator;
+- all modes: RPS on the real servers' r0 = CPU 0: the servers' receive work (here their netdev-ingress sink)
+  leaves the balancer's core.  Without it, every frame a veth sends is received by its peer inside the
+  sender's own send call (the kernel's forwarding softirq or lb's sendmmsg), i.e. on CPU 1.
+The real servers drop the frames at netdev ingress (no ICMP back) and the received count is their links' rx
+counters.  For each mode a paced search raises the offered rate until the loss reaches 0.5 %, then bisects;
+the best rate with < 0.5 % loss is reported, with every point, as JSON.
 
 Modes: kernel = plain IP forwarding to real1 (the practical limit); nft-dnat = nftables DNAT with numgen inc
 round robin over both real servers (conntrack on); lb-nat / lb-dr = `lb run` (C engine) with rr over both
 real servers, -m / -g; lb-nat-2w / lb-dr-2w = the same with `--workers 2` (the 16 flows come from 8 client
 addresses, 10.1.0.11-18, so that the fanout by client address has something to spread; both workers are
-pinned to CPU 1 as well, so on this 2-core machine the question is only "not slower"); a "-txr" suffix
-(lb-dr-txr, lb-nat-2w-txr) sends through a TPACKET_V3 TX ring (`--tx-ring`) instead of sendmmsg.
+pinned to CPU 1 as well (--cpus is inherited), so on this 2-core machine the question is only "not
+slower"); a "-txr" suffix (lb-dr-txr, lb-nat-2w-txr) sends through a TPACKET_V3 TX ring (`--tx-ring`)
+instead of sendmmsg.
 """
 
 from __future__ import annotations
@@ -84,9 +91,17 @@ class Topo:
             sh("ip", "-n", r, "addr", "add", f"{VIP}/32", "dev", "lo")
             for k, v in (("net.ipv4.conf.all.arp_ignore", 1), ("net.ipv4.conf.all.arp_announce", 2)):
                 sh("ip", "netns", "exec", r, "sysctl", "-q", "-w", f"{k}={v}")
-        # the balancer's ingress softirq on CPU 1 (RPS), away from the generator on CPU 0
-        sh("ip", "netns", "exec", self.l, "sh", "-c", "echo 2 > /sys/class/net/l0/queues/rx-0/rps_cpus",
-           check=False)
+
+    def rps(self, ns: str, dev: str, mask: str) -> None:
+        """Steer dev's receive softirq (RPS) to the CPUs of mask (hex; "0" = off: the sender's CPU does it).
+        `ip netns exec` mounts the namespace's own sysfs, so the path names the namespace's device."""
+        sh("ip", "netns", "exec", ns, "sh", "-c", f"echo {mask} > /sys/class/net/{dev}/queues/rx-0/rps_cpus")
+
+    def place(self, ingress: str, servers: str) -> None:
+        """RPS on the balancer's ingress port l0 and on the real servers' r0 (see the module docstring)."""
+        self.rps(self.l, "l0", ingress)
+        for r in (self.r1, self.r2):
+            self.rps(r, "r0", servers)
 
     def down(self) -> None:
         for ns in self.all:
@@ -107,9 +122,18 @@ class Mode:
         self.log = ""
         self.target = "10.2.0.2" if name == "kernel" else VIP
         self.tmp = Path(tempfile.mkdtemp(prefix="pyvs-bench-"))
+        self.errf = open(self.tmp / "lb.err", "w+")  # noqa: SIM115 - closed in __exit__
+
+    def errlog(self) -> str:
+        return (self.tmp / "lb.err").read_text(errors="replace")
 
     def __enter__(self) -> Mode:
         t = self.t
+        lb = self.name.startswith("lb-")
+        self.placement = {"l0_rps": self.args.rps_lb_ingress if lb else self.args.rps_kernel_ingress,
+                          "r0_rps": self.args.rps_servers, "lb_cpu": self.args.lb_cpu if lb else None}
+        # lb modes: `lb run --cpus/--rps-cpus` place themselves (and restore l0 on exit)
+        t.place("0" if lb else self.placement["l0_rps"], self.args.rps_servers)
         if self.name in ("kernel", "nft-dnat"):
             sh("ip", "netns", "exec", t.l, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         if self.name == "nft-dnat":
@@ -128,14 +152,19 @@ class Mode:
                              f"-a -u {VIP}:{PORT} -r 10.3.0.2:{PORT} {flag} -w 1\n")
             env = dict(os.environ, PYTHONPATH=str(REPO))
             self.proc = subprocess.Popen(
-                ["taskset", "-c", "1", "ip", "netns", "exec", t.l, sys.executable, "-m", "lb", "run",
+                ["ip", "netns", "exec", t.l, sys.executable, "-m", "lb", "run", "--cpus", self.args.lb_cpu,
+                 "--rps-cpus", self.args.rps_lb_ingress,
                  "--iface", "l0", "--iface", "l1", "--iface", "l2", "--rules", str(rules), "--socket", "none",
                  "--duration", "600", "--batch", str(self.args.batch), "--workers", workers, *extra],
-                text=True, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
-            time.sleep(1.5)
-            # warm up: ARP for the VIP, next hops of both dests resolved
+                text=True, stderr=self.errf, stdout=subprocess.DEVNULL, env=env)
+            # ready when both dests' next hops are resolved (the warm-up traffic makes the client ARP)
+            deadline = time.monotonic() + 20
+            while self.errlog().count(" is-at ") < 2 * int(workers):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name}: lb run not ready:\n{self.errlog()}")
+                time.sleep(0.2)
             self.send(1000, 0.5)
-            time.sleep(1.0)
+            time.sleep(0.5)
         return self
 
     def send(self, rate: float, seconds: float) -> int:
@@ -216,15 +245,16 @@ class Mode:
         if self.proc is not None:
             self.proc.send_signal(2)
             try:
-                _, err = self.proc.communicate(timeout=15)
+                self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                _, err = self.proc.communicate()
-            self.log = err
+                self.proc.wait()
+            self.log = self.errlog()
             self.proc = None
         sh("ip", "netns", "exec", t.l, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
         sh("ip", "netns", "exec", t.l, "nft", "delete", "table", "ip", "benchnat", check=False)
         sh("ip", "-n", t.l, "addr", "del", f"{VIP}/32", "dev", "l0", check=False)
+        self.errf.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -238,6 +268,16 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--retries", type=int, default=1, help="retry a lossy point once (shared machine)")
     ap.add_argument("--out", default=str(HERE / "results.json"))
+    ap.add_argument("--lb-cpu", default="1", help="CPU list `lb run` is pinned to (taskset)")
+    ap.add_argument("--rps-lb-ingress", default="1",
+                    help="RPS mask of l0 in lb modes (hex; 1 = CPU 0, the generator's: the ring "
+                         "copy runs there)")
+    ap.add_argument("--rps-kernel-ingress", default="2",
+                    help="RPS mask of l0 in kernel/nft modes (2 = CPU 1: the forwarding softirq is "
+                         "the balancer)")
+    ap.add_argument("--rps-servers", default="1",
+                    help="RPS mask of the real servers' r0 (1 = CPU 0: their receive work off the "
+                         "balancer's CPU)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
@@ -253,6 +293,7 @@ def main() -> int:
             print(f"mode {name}", flush=True)
             with Mode(topo, name, gen, args) as m:
                 results[name] = m.search()
+                results[name]["placement"] = m.placement  # type: ignore[index]
             if m.log:
                 # the balancer's exit counters: ring drops (did not keep up) vs tx errors (egress full)
                 results[name]["lb_counters"] = [ln for ln in m.log.splitlines() if ": rx " in ln]  # type: ignore[index]
