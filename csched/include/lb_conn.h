@@ -34,7 +34,9 @@ enum {
 
 /* One connection (or persistence template), 136 bytes.  The packet path reads the addresses, fwd,
  * dest and cl_*, and adds to the counters; everything else belongs to conn.c / proto_*.c.  Links are
- * 32-bit pool indices, not pointers, so that 10 M entries fit in 1.3 GiB. */
+ * 32-bit pool indices, not pointers, so that 10 M entries fit in 1.3 GiB.  Everything an inbound
+ * lookup reads (identity, hnext, expires, dest) is in the first 64 bytes, so a hit touches at most
+ * two cache lines of the entry (one when the entry starts on a line). */
 struct lb_conn {
 	/* identity (network byte order), as the kernel's ip_vs_conn: c = client, v = virtual, d = dest.
 	 * A template has caddr = the client's masked network, cport 0, vport 0 for port-zero/FTP
@@ -43,15 +45,17 @@ struct lb_conn {
 	uint8_t proto;
 	uint8_t state;			/* LB_TCP_S_* / LB_UDP_S_* (proto_*.c) */
 	uint32_t flags;			/* LB_CONN_F_* */
-	union lb_addr caddr, vaddr, daddr;
-	uint16_t cport, vport, dport;
-	uint16_t fwd;			/* LB_FWD_* chosen at creation from the dest (ip_vs_bind_xmit) */
-	struct lb_dest *dest;		/* holds a reference (lb_dest_hold) until the entry goes */
+	union lb_addr caddr, vaddr;
+	uint16_t cport, vport;
+	uint32_t hnext;			/* hash chain (index; LB_CONN_NONE = end) */
 	uint64_t expires;		/* ns; last packet + timeout (the kernel re-arms at each put) */
+	struct lb_dest *dest;		/* holds a reference (lb_dest_hold) until the entry goes */
+	union lb_addr daddr;
+	uint16_t dport;
+	uint16_t fwd;			/* LB_FWD_* chosen at creation from the dest (ip_vs_bind_xmit) */
 	uint32_t control;		/* pool index of the template this conn hangs on, or LB_CONN_NONE */
 	uint32_t n_control;		/* conns hanging on this template */
 	uint32_t timeout_s;		/* current state's timeout (templates: the service's -p) */
-	uint32_t hnext;			/* hash chain (index; LB_CONN_NONE = end) */
 	/* where the client side is: the port the first packet came in on and the MAC it came from
 	 * (NAT replies and ICMP errors go back there) */
 	uint8_t cl_port;
