@@ -84,7 +84,12 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
     from lb.state import ConfigState  # noqa: PLC0415
 
     log = stderr_log if worker == 0 and args.workers <= 1 else (lambda m: stderr_log(f"[w{worker}] {m}"))
-    core = Core(conn_max=args.conn_max)
+    core: Any
+    if args.engine == "python":
+        from lb.engine.control import PyCore  # noqa: PLC0415
+        core = PyCore(conn_max=args.conn_max)   # the Python engine, configured like the C core
+    else:
+        core = Core(conn_max=args.conn_max)
     state = ConfigState(core)
     if rules_text:
         result = state.apply_text(rules_text)
@@ -109,12 +114,7 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
     try:
         kw: dict[str, Any] = {"guard": guard, "log": log, "verbose": args.verbose}
         if args.engine == "python":
-            from lb.io.pyengine import PyEngineCore  # noqa: PLC0415
-            pycore = PyEngineCore(core)
-            dp = PyDataplane(pycore, ports, process=pycore.process, **kw)
-            if args.socket != "none":
-                log("engine python: configuration from --rules only, no control socket")
-                args.socket = "none"
+            dp = PyDataplane(core, ports, process=core.process, **kw)
         else:
             dp = Dataplane(core, ports, batch=args.batch, budget=args.budget, passthrough=args.passthrough,
                            **kw)
@@ -134,7 +134,8 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
                     loop0.config_changed(result)
                     publisher.publish(core, state.timeouts)
 
-            server = Server(state, args.socket, on_change=on_change).start()
+            conns = core.conns_now if args.engine == "python" else None   # -c: the engine's own table
+            server = Server(state, args.socket, on_change=on_change, conns=conns).start()
             dp.controls.append(server)
             log(f"control socket {server.path}")
         if follow_fd is not None:
@@ -145,7 +146,8 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
             loop_ = dp
 
             def collect() -> str:
-                return exposition(state.status(), lambda: [*core_families(core), *loop_.metric_families()])
+                fams = core.metric_families if args.engine == "python" else lambda: core_families(core)
+                return exposition(state.status(), lambda: [*fams(), *loop_.metric_families()])
 
             metrics = MetricsServer(args.metrics, collect).start()
             dp.controls.append(metrics)
