@@ -88,10 +88,6 @@ def cmd_lbadm(args: argparse.Namespace) -> int:
     if st.balancer != "lb":
         print(f"lb lab lbadm: lab {args.name!r} runs balancer {st.balancer!r}, not lb", file=sys.stderr)
         return 1
-    if st.engine == "python":
-        print(f"lb lab lbadm: lab {args.name!r} runs `lb run --engine python`, which serves no control "
-              "socket (its configuration comes from --rules only)", file=sys.stderr)
-        return 1
     rest = args.args[1:] if args.args[:1] == ["--"] else args.args
     env = dict(os.environ, LB_SOCKET=str(st.socket))
     return subprocess.run([*bal.lbadm_command(), *rest], env=env, check=False).returncode

@@ -191,18 +191,13 @@ class Lab:
                                      ifaces=[t.tap for t in taps] or None),
                     *(a for t in taps for a in t.run_args), *self.spec.extra_lb_args]
             self.balancer_proc = self.net.spawn(lbn, "balancer", argv, log=self._log(lbn, "balancer"))
-            log = self._log(lbn, "balancer")
-            # The python engine serves no control socket (configuration from --rules only): its log line
-            # "running" is the sign of life there.
+            # Both engines serve the control socket once their rules are loaded: it is the sign of life.
             def started() -> bool:
-                if self.spec.engine == "python":
-                    return "lb: running" in _read(log)
                 return sock.exists()
             deadline = time.monotonic() + 15
             while not started():
                 if self.balancer_proc.poll() is not None or time.monotonic() > deadline:
-                    what = "start" if self.spec.engine == "python" else f"open {sock}"
-                    raise LabError(f"`lb run` did not {what}:\n{self.log_tail(lbn, 'balancer')}")
+                    raise LabError(f"`lb run` did not open {sock}:\n{self.log_tail(lbn, 'balancer')}")
                 time.sleep(0.05)
             if taps:
                 self._tap_attach(taps)
