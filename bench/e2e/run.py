@@ -282,6 +282,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 4
+    load_before = os.getloadavg()
     build = Path(tempfile.mkdtemp(prefix="pyvs-udpgen-"))
     gen = str(build / "udpgen")
     sh("gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", str(HERE / "udpgen.c"), "-o", gen)
@@ -312,7 +313,12 @@ def main() -> int:
             ratios[f"{name}/nft-dnat"] = round(best / nft, 3)
     doc = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "kernel": platform.release(),
            "cpus": os.cpu_count(), "frame_bytes": 64, "flows": 16, "loss_max": LOSS_MAX,
-           "seconds_per_point": args.seconds, "results": results, "ratios": ratios}
+           "seconds_per_point": args.seconds,
+           "loadavg_1_5_15": {"before": [round(x, 2) for x in load_before],
+                              "after": [round(x, 2) for x in os.getloadavg()]},
+           "placement_args": {"lb_cpu": args.lb_cpu, "rps_lb_ingress": args.rps_lb_ingress,
+                              "rps_kernel_ingress": args.rps_kernel_ingress, "rps_servers": args.rps_servers},
+           "results": results, "ratios": ratios}
     Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
     for name, r in results.items():
         print(f"{name:9s} best {r['best_pps']:>9} pps")  # type: ignore[index]

@@ -22,6 +22,13 @@ copied in, one send() kicks them all).  Measured on the lab (bench/e2e, lb-dr vs
 cost is the per-frame skb and the peer's receive work either way (see bench/e2e/run.py), so it stays an
 option (`lb run --tx-ring`).  Once a socket has a TX ring it sends only from it.
 
+Where the work runs (bench/e2e/run.py, lb/io/rps.py): every frame sent here builds an skb and, on a veth,
+runs the peer's receive path inside our send call; every frame received is copied into the ring by the
+ingress device's receive softirq.  perf on the lab: ~90 % of the balancer process's time is sendmmsg (skb
+allocation and copy, veth_xmit, the peer's receive or the RPS IPI that hands it to another CPU), under
+5 % is the pump and the core.  So placement matters more than the loop: `lb run --cpus 1 --rps-cpus 1`
+keeps the process on CPU 1 and steers its ports' receive softirq to CPU 0.
+
 Offloads: a veth peer with checksum offload on hands us frames whose L4 checksum is only the folded
 pseudo-header sum (TP_STATUS_CSUMNOTREADY): the pump completes it before the core sees the frame
 (lb_frame_csum_complete, counted as rx_csum_partial), so tx checksum offload may stay on (the veth
