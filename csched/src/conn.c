@@ -716,12 +716,21 @@ int lb_conn_batch_reply(lb_core *core, const struct lb_flow *flows, uint32_t n, 
 
 /* Read-only batched lookup, software-pipelined: hash and prefetch every bucket of a group, then
  * prefetch the first entries, then walk.  This is what keeps 1 M-entry lookups fast. */
-/* Software pipeline over the batch, three stages LOOKUP_AHEAD flows apart: flow i+2A is hashed and
- * its bucket prefetched, flow i+A reads its bucket and prefetches the entry (the two lines that
- * hold what a lookup reads: struct lb_conn's first 64 bytes), flow i is compared.  Each miss to
- * memory thus has A flows' worth of work to hide behind, in every round, not only inside a group. */
+/* Software pipeline over the batch, four stages LOOKUP_AHEAD flows apart: flow i+3A is hashed and
+ * its bucket prefetched; flow i+2A reads its bucket and prefetches the chain's first entry (the two
+ * lines that hold what a lookup reads: struct lb_conn's first 64 bytes); flow i+A reads that
+ * entry's hnext and prefetches the second entry (at ~1 entry per bucket a hit is second in its
+ * chain about a third of the time); flow i is compared.  Each miss to memory thus has A flows'
+ * worth of work to hide behind. */
 #define LOOKUP_AHEAD 16
-#define LOOKUP_RING 64	/* power of two > 2 * LOOKUP_AHEAD */
+#define LOOKUP_RING 64	/* power of two > 3 * LOOKUP_AHEAD */
+
+static inline void prefetch_entry(const struct lb_conn_table *t, uint32_t idx)
+{
+	const char *e = (const char *)&t->pool[idx];
+	__builtin_prefetch(e);
+	__builtin_prefetch(e + 63);
+}
 
 int lb_conn_batch_lookup(lb_core *core, const struct lb_flow *flows, uint32_t n, int32_t *dest_ids_out,
 			 uint64_t now_ns)
@@ -730,7 +739,7 @@ int lb_conn_batch_lookup(lb_core *core, const struct lb_flow *flows, uint32_t n,
 	int hits = 0;
 	struct lb_flow_key keys[LOOKUP_RING];
 	uint32_t heads[LOOKUP_RING];
-	for (uint64_t s = 0; s < (uint64_t)n + 2 * LOOKUP_AHEAD; s++) {
+	for (uint64_t s = 0; s < (uint64_t)n + 3 * LOOKUP_AHEAD; s++) {
 		if (s < n) {
 			uint32_t r = (uint32_t)s & (LOOKUP_RING - 1);
 			key_from_flow(&keys[r], &flows[s]);
@@ -740,14 +749,19 @@ int lb_conn_batch_lookup(lb_core *core, const struct lb_flow *flows, uint32_t n,
 		if (s >= LOOKUP_AHEAD && s - LOOKUP_AHEAD < n) {
 			uint32_t r = (uint32_t)(s - LOOKUP_AHEAD) & (LOOKUP_RING - 1);
 			heads[r] = t->buckets[heads[r]];
+			if (heads[r] != LB_CONN_NONE)
+				prefetch_entry(t, heads[r]);
+		}
+		if (s >= 2 * LOOKUP_AHEAD && s - 2 * LOOKUP_AHEAD < n) {
+			uint32_t r = (uint32_t)(s - 2 * LOOKUP_AHEAD) & (LOOKUP_RING - 1);
 			if (heads[r] != LB_CONN_NONE) {
-				const char *e = (const char *)&t->pool[heads[r]];
-				__builtin_prefetch(e);
-				__builtin_prefetch(e + 63);
+				uint32_t next = t->pool[heads[r]].hnext;
+				if (next != LB_CONN_NONE)
+					prefetch_entry(t, next);
 			}
 		}
-		if (s >= 2 * LOOKUP_AHEAD) {
-			uint32_t j = (uint32_t)(s - 2 * LOOKUP_AHEAD);
+		if (s >= 3 * LOOKUP_AHEAD) {
+			uint32_t j = (uint32_t)(s - 3 * LOOKUP_AHEAD);
 			const struct lb_flow_key *k = &keys[j & (LOOKUP_RING - 1)];
 			int32_t id = -1;
 			for (uint32_t i = heads[j & (LOOKUP_RING - 1)]; i != LB_CONN_NONE;) {
