@@ -67,7 +67,10 @@ def open_ports(args: argparse.Namespace, fanout_group: int | None = None,
                 try:
                     ports.append(AFPacketPort(i, name, fanout_group=group, fanout_key=key,
                                               fanout_members=args.workers, addr=override,
-                                              tx_ring=args.tx_ring and args.engine == "c"))
+                                              tx_ring=args.tx_ring and args.engine == "c",
+                                              block_size=getattr(args, "ring_block_kb", 128) * 1024,
+                                              block_nr=getattr(args, "ring_blocks", 128),
+                                              retire_ms=getattr(args, "ring_retire_ms", 1)))
                 except OSError as exc:
                     raise OSError(exc.errno, f"interface {name}: {exc.strerror}") from exc
     except BaseException:
@@ -323,6 +326,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="C engine on AF_PACKET: send through a TPACKET_V3 TX ring instead of sendmmsg")
     p.add_argument("--batch", type=int, default=64, help="frames per batch (C engine)")
     p.add_argument("--budget", type=int, default=1024, help="frames per pump call before Python runs")
+    p.add_argument("--ring-blocks", type=int, default=128,
+                   help="TPACKET_V3 RX ring: blocks per port (128 x 128 KiB = 16 MiB per port)")
+    p.add_argument("--ring-block-kb", type=int, default=128, help="TPACKET_V3 RX ring: KiB per block")
+    p.add_argument("--ring-retire-ms", type=int, default=1,
+                   help="TPACKET_V3 RX ring: a partly filled block goes to the pump after this many ms")
     p.add_argument("--conn-max", type=int, default=65536, help="connection table size per worker")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run)")
     p.add_argument("--no-guard", action="store_true", help="do not install the netdev-ingress drop table")

@@ -155,7 +155,8 @@ class Mode:
                 ["ip", "netns", "exec", t.l, sys.executable, "-m", "lb", "run", "--cpus", self.args.lb_cpu,
                  "--rps-cpus", self.args.rps_lb_ingress,
                  "--iface", "l0", "--iface", "l1", "--iface", "l2", "--rules", str(rules), "--socket", "none",
-                 "--duration", "600", "--batch", str(self.args.batch), "--workers", workers, *extra],
+                 "--duration", "600", "--batch", str(self.args.batch), "--workers", workers, *extra,
+                 *self.args.lb_arg],
                 text=True, stderr=self.errf, stdout=subprocess.DEVNULL, env=env)
             # ready when both dests' next hops are resolved (the warm-up traffic makes the client ARP)
             deadline = time.monotonic() + 20
@@ -268,7 +269,9 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--retries", type=int, default=1, help="retry a lossy point once (shared machine)")
     ap.add_argument("--out", default=str(HERE / "results.json"))
-    ap.add_argument("--lb-cpu", default="1", help="CPU list `lb run` is pinned to (taskset)")
+    ap.add_argument("--lb-cpu", default="1", help="CPU list `lb run` is pinned to (lb run --cpus)")
+    ap.add_argument("--lb-arg", action="append", default=[],
+                    help="one more argument for `lb run` (repeat; e.g. --lb-arg=--ring-blocks=128)")
     ap.add_argument("--rps-lb-ingress", default="1",
                     help="RPS mask of l0 in lb modes (hex; 1 = CPU 0, the generator's: the ring "
                          "copy runs there)")
