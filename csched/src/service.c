@@ -697,14 +697,22 @@ int lb_sched_batch(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_
 	struct lb_sched_ctx ctx = { .now = now_ns, .rng = &core->rng };
 	struct lb_dest *(*schedule)(struct lb_service *, const struct lb_flow_key *, struct lb_sched_ctx *) =
 		s->sched->schedule;
-	/* Every field of the key is written for each flow (pad and fwmark stay 0). */
+	/* Every field of the key is written for each flow (pad and fwmark stay 0); the upper words of
+	 * an IPv4 key's addresses are zeroed again only after a non-IPv4 flow wrote them. */
 	struct lb_flow_key k = { 0 };
+	bool upper_written = false;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct lb_flow *f = &flows[i];
 		k.af = f->af;
 		k.proto = (uint8_t)f->proto;
-		flow_addr(&k.saddr, f->saddr, f->af);
-		flow_addr(&k.daddr, f->daddr, f->af);
+		if (f->af == LB_AF_INET && !upper_written) {
+			memcpy(&k.saddr.ip, f->saddr, 4);
+			memcpy(&k.daddr.ip, f->daddr, 4);
+		} else {
+			flow_addr(&k.saddr, f->saddr, f->af);
+			flow_addr(&k.daddr, f->daddr, f->af);
+			upper_written = f->af != LB_AF_INET;
+		}
 		k.sport = to_net16(f->sport);
 		k.dport = to_net16(f->dport);
 		struct lb_dest *d = schedule(s, &k, &ctx);
