@@ -15,7 +15,7 @@
 #define LB_PUMP_MAX_PORTS 8
 
 /* How a port is read and written. */
-#define LB_PUMP_IO_RING 0	/* AF_PACKET: TPACKET_V3 RX ring (mmap'ed by the caller); TX by sendmmsg */
+#define LB_PUMP_IO_RING 0	/* AF_PACKET: TPACKET_V3 or V2 RX ring (mmap'ed by the caller); TX by sendmmsg */
 #define LB_PUMP_IO_SOCK 1	/* any datagram socket: recvmmsg / sendmmsg (AF_PACKET without ring, tests) */
 #define LB_PUMP_IO_FD 2		/* TAP (or a pipe-like fd): read() / write() one frame each */
 
@@ -54,10 +54,16 @@ void lb_pump_free(struct lb_pump *p);
  * which must stay mapped while the pump lives.  Returns 0 or -EINVAL / -EEXIST. */
 int lb_pump_port_ring(struct lb_pump *p, int port, int fd, uint8_t *ring, uint32_t block_size,
 		      uint32_t block_nr);
+/* The same with a TPACKET_V2 RX ring: frame_nr contiguous slots of frame_size bytes (the socket's
+ * tpacket_req block_size a multiple of frame_size), each with its own tp_status.  A V2 frame is the
+ * pump's as soon as the kernel has written it; a V3 block only when full or when its retire timer fires
+ * (>= 1 ms), so V2 is the low-latency ring.  frame_size: a multiple of 16, >= TPACKET2_HDRLEN + 64. */
+int lb_pump_port_ring_v2(struct lb_pump *p, int port, int fd, uint8_t *ring, uint32_t frame_size,
+			 uint32_t frame_nr);
 int lb_pump_port_sock(struct lb_pump *p, int port, int fd);
 int lb_pump_port_fd(struct lb_pump *p, int port, int fd);
-/* Give an attached AF_PACKET port a TPACKET_V3 TX ring (frame_nr frames of frame_size bytes, contiguous,
- * mapped right after the RX ring): TX frames are copied into it and one send() kicks them all, instead
+/* Give an attached AF_PACKET port a TX ring (frame_nr frames of frame_size bytes, contiguous, mapped right
+ * after the RX ring; TPACKET_V2 frame headers on a V2 ring port, TPACKET_V3 otherwise): TX frames are copied into it and one send() kicks them all, instead
  * of a sendmmsg of iovecs.  A socket with a TX ring sends only from it (lb_pump_send uses it too). */
 int lb_pump_port_txring(struct lb_pump *p, int port, uint8_t *ring, uint32_t frame_size, uint32_t frame_nr);
 

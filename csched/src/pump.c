@@ -25,12 +25,15 @@ struct pump_port {
 	bool used;
 	int kind;		/* LB_PUMP_IO_* */
 	int fd;
-	uint8_t *ring;		/* RING: mmap'ed TPACKET_V3 RX ring */
+	uint8_t *ring;		/* RING: mmap'ed RX ring (TPACKET_V3 blocks, or TPACKET_V2 frames) */
+	int version;		/* TPACKET_V3 or TPACKET_V2 (RING ports; the TX ring uses the same layout) */
 	uint32_t block_size, block_nr;
-	uint32_t cur_block;	/* block the reader is on */
-	uint32_t pkts_left;	/* packets of cur_block not yet copied (0: block not started) */
-	uint8_t *next_pkt;	/* next tpacket3_hdr in cur_block */
-	/* optional TPACKET_V3 TX ring (frames of tx_frame_size, contiguous): our next slot */
+	uint32_t cur_block;	/* V3: block the reader is on */
+	uint32_t pkts_left;	/* V3: packets of cur_block not yet copied (0: block not started) */
+	uint8_t *next_pkt;	/* V3: next tpacket3_hdr in cur_block */
+	uint32_t frame_size, frame_nr;	/* V2: contiguous frame slots */
+	uint32_t cur_frame;	/* V2: slot the reader is on */
+	/* optional TX ring (frames of tx_frame_size, contiguous, the RX ring's TPACKET version): next slot */
 	uint8_t *tx_ring;
 	uint32_t tx_frame_size, tx_frame_nr, tx_head;
 	struct lb_pump_port_stats st;
@@ -157,8 +160,26 @@ int lb_pump_port_ring(struct lb_pump *p, int port, int fd, uint8_t *ring, uint32
 	if (!pp)
 		return -EINVAL;
 	pp->ring = ring;
+	pp->version = TPACKET_V3;
 	pp->block_size = block_size;
 	pp->block_nr = block_nr;
+	return 0;
+}
+
+int lb_pump_port_ring_v2(struct lb_pump *p, int port, int fd, uint8_t *ring, uint32_t frame_size,
+			 uint32_t frame_nr)
+{
+	if (!ring || frame_size < TPACKET2_HDRLEN + 64 || frame_size % TPACKET_ALIGNMENT || frame_nr == 0)
+		return -EINVAL;
+	if (p && port >= 0 && port < LB_PUMP_MAX_PORTS && p->ports[port].used)
+		return -EEXIST;
+	struct pump_port *pp = port_attach(p, port, fd, LB_PUMP_IO_RING);
+	if (!pp)
+		return -EINVAL;
+	pp->ring = ring;
+	pp->version = TPACKET_V2;
+	pp->frame_size = frame_size;
+	pp->frame_nr = frame_nr;
 	return 0;
 }
 
@@ -246,6 +267,34 @@ static uint32_t rx_ring(struct lb_pump *p, int port)
 	return got;
 }
 
+/* Copy ready frames from a TPACKET_V2 ring until the batch is full or the next slot is not ours.  Each
+ * slot carries its own tp_status: the kernel sets TP_STATUS_USER as soon as it has written the frame (no
+ * block to fill, no retire timer), and the slot goes back (TP_STATUS_KERNEL) as soon as it is copied. */
+static uint32_t rx_ring_v2(struct lb_pump *p, int port)
+{
+	struct pump_port *pp = &p->ports[port];
+	uint32_t got = 0;
+	while (p->n < p->cfg.batch) {
+		uint8_t *slot = pp->ring + (size_t)pp->cur_frame * pp->frame_size;
+		struct tpacket2_hdr *h = (struct tpacket2_hdr *)slot;
+		uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+		if (!(status & TP_STATUS_USER))
+			break;
+		if ((uint32_t)h->tp_mac + h->tp_snaplen <= pp->frame_size) {	/* else corrupt: skip it */
+			uint32_t at = p->n;
+			if (batch_put(p, port, slot + h->tp_mac, h->tp_snaplen, h->tp_len) &&
+			    (status & TP_STATUS_CSUMNOTREADY)) {
+				pp->st.rx_csum_partial++;
+				lb_frame_csum_complete(p->slab + (size_t)at * p->cfg.stride, p->len[at]);
+			}
+			got++;
+		}
+		__atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+		pp->cur_frame = (pp->cur_frame + 1) % pp->frame_nr;
+	}
+	return got;
+}
+
 static uint32_t rx_sock(struct lb_pump *p, int port)
 {
 	struct pump_port *pp = &p->ports[port];
@@ -316,7 +365,7 @@ static uint32_t rx_all(struct lb_pump *p)
 		if (!pp->used)
 			continue;
 		switch (pp->kind) {
-		case LB_PUMP_IO_RING: got += rx_ring(p, i); break;
+		case LB_PUMP_IO_RING: got += pp->version == TPACKET_V2 ? rx_ring_v2(p, i) : rx_ring(p, i); break;
 		case LB_PUMP_IO_SOCK: got += rx_sock(p, i); break;
 		default: got += rx_fd(p, i); break;
 		}
@@ -438,24 +487,35 @@ static void slow_put(struct lb_pump *p, uint32_t i)
 }
 
 /* Where a TX-ring frame's data starts: the kernel reads it at tp_hdrlen - sizeof(struct sockaddr_ll),
- * i.e. the aligned tpacket3_hdr (af_packet.c tpacket_parse_header, without PACKET_TX_HAS_OFF). */
+ * i.e. the aligned frame header of the socket's TPACKET version (af_packet.c tpacket_parse_header,
+ * without PACKET_TX_HAS_OFF): 48 bytes for V3, 32 for V2. */
 #define TX_DATA_OFF TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
+#define TX_DATA_OFF_V2 TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
 
 /* Put one frame into the TX ring; false when the next slot is still the kernel's (ring full). */
 static bool txring_put(struct pump_port *pp, const uint8_t *frame, uint32_t len)
 {
-	if (len > pp->tx_frame_size - TX_DATA_OFF)
+	bool v2 = pp->version == TPACKET_V2;
+	uint32_t off = v2 ? TX_DATA_OFF_V2 : TX_DATA_OFF;
+	if (len > pp->tx_frame_size - off)
 		return false;
 	uint8_t *slot = pp->tx_ring + (size_t)pp->tx_head * pp->tx_frame_size;
-	struct tpacket3_hdr *h = (struct tpacket3_hdr *)slot;
-	uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+	uint32_t *statusp = v2 ? &((struct tpacket2_hdr *)slot)->tp_status : &((struct tpacket3_hdr *)slot)->tp_status;
+	uint32_t status = __atomic_load_n(statusp, __ATOMIC_ACQUIRE);
 	if (status & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING))
 		return false;
-	memcpy(slot + TX_DATA_OFF, frame, len);
-	h->tp_len = len;
-	h->tp_snaplen = len;
-	h->tp_next_offset = 0;
-	__atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+	memcpy(slot + off, frame, len);
+	if (v2) {
+		struct tpacket2_hdr *h = (struct tpacket2_hdr *)slot;
+		h->tp_len = len;
+		h->tp_snaplen = len;
+	} else {
+		struct tpacket3_hdr *h = (struct tpacket3_hdr *)slot;
+		h->tp_len = len;
+		h->tp_snaplen = len;
+		h->tp_next_offset = 0;
+	}
+	__atomic_store_n(statusp, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
 	pp->tx_head = (pp->tx_head + 1) % pp->tx_frame_nr;
 	return true;
 }

@@ -5,6 +5,10 @@
  *   - read() ports (TAP-like fds) work the same way;
  *   - a TPACKET_V3 ring built in memory is walked block by block, blocks are handed back to the kernel,
  *     truncated frames and partial checksums are counted;
+ *   - a TPACKET_V2 ring built in memory is walked slot by slot: a frame is taken as soon as its own
+ *     tp_status says TP_STATUS_USER (no block to wait for), each slot goes back to the kernel once
+ *     copied, the walk stops at the first kernel-owned slot and resumes there, wraps, counts truncated
+ *     and partial-checksum frames and skips a corrupt slot; its TX ring uses the V2 header layout;
  *   - partial checksums (sender's offload on: the field holds the folded pseudo-header sum) are completed
  *     to what a full software checksum gives, for IPv4 TCP/UDP (also behind a VLAN tag) and IPv6 UDP, a
  *     UDP sum of 0 is sent as 0xFFFF, fragments and other protocols are left alone, and a ring frame
@@ -280,6 +284,117 @@ static uint32_t build4(uint8_t *f, int vlan, uint8_t proto, uint32_t payload, ui
 	return off + 20 + l4len;
 }
 
+/* Fill one TPACKET_V2 slot as the kernel does (tp_mac past the header, then TP_STATUS_USER last). */
+static void ring2_slot_fill(uint8_t *slot, uint32_t snap, uint32_t wire, uint8_t tag, uint32_t status_bits)
+{
+	struct tpacket2_hdr *h = (struct tpacket2_hdr *)slot;
+	h->tp_mac = 66;
+	h->tp_net = 80;
+	h->tp_snaplen = snap;
+	h->tp_len = wire;
+	frame(slot + h->tp_mac, snap, tag);
+	__atomic_store_n(&h->tp_status, TP_STATUS_USER | status_bits, __ATOMIC_RELEASE);
+}
+
+static void test_ring_v2(void)
+{
+	const uint32_t fs = 512, nr = 4;
+	uint8_t *ring = aligned_alloc(4096, 4096);
+	memset(ring, 0, 4096);
+	int sv[2];
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv), 0);
+	struct lb_pump_cfg cfg = { .batch = 2, .stride = 256, .slow_slots = 32, .flags = LB_PUMP_F_PASSTHROUGH };
+	struct lb_pump *p = lb_pump_new(&cfg);
+	CHECK_EQ(lb_pump_port_ring_v2(p, 1, sv[0], ring, 100, nr), -EINVAL);	/* slot too small */
+	CHECK_EQ(lb_pump_port_ring_v2(p, 1, sv[0], ring, 520, nr), -EINVAL);	/* not 16-aligned */
+	CHECK_EQ(lb_pump_port_ring_v2(p, 1, sv[0], ring, fs, 0), -EINVAL);
+	CHECK_EQ(lb_pump_port_ring_v2(p, 1, sv[0], ring, fs, nr), 0);
+	CHECK_EQ(lb_pump_port_ring_v2(p, 1, sv[0], ring, fs, nr), -EEXIST);
+	struct tpacket2_hdr *h[4];
+	int n;
+	for (uint32_t i = 0; i < nr; i++)
+		h[i] = (struct tpacket2_hdr *)(ring + (size_t)i * fs);
+	/* empty ring: nothing, no wait */
+	CHECK_EQ(lb_pump(NULL, p, 64, 0, 0), 0);
+	/* one lone frame is taken at once (this is the point of V2: no block fill, no retire timer) */
+	ring2_slot_fill((uint8_t *)h[0], 60, 60, 0x10, 0);
+	CHECK_EQ(lb_pump(NULL, p, 64, 0, 0), 1);
+	CHECK_EQ(h[0]->tp_status, TP_STATUS_KERNEL);	/* handed back once copied */
+	uint8_t buf[512], want[512];
+	int32_t port = -1;
+	frame(want, 60, 0x10);
+	CHECK_EQ(lb_pump_slowpath_get(p, buf, sizeof(buf), &port), 60);
+	CHECK_EQ(port, 1);
+	CHECK(memcmp(buf, want, 60) == 0, "v2 frame 0");
+	/* slots 1, 2, 3 ready: a batch of 2 stops mid-ring and the next call resumes at slot 3 */
+	ring2_slot_fill((uint8_t *)h[1], 70, 70, 0x20, 0);
+	ring2_slot_fill((uint8_t *)h[2], 80, 80, 0x40, 0);
+	ring2_slot_fill((uint8_t *)h[3], 300, 300, 0x30, 0);	/* longer than the 256-byte stride */
+	n = lb_pump(NULL, p, 2, 0, 0);
+	CHECK_EQ(n, 2);
+	CHECK_EQ(h[1]->tp_status, TP_STATUS_KERNEL);
+	CHECK_EQ(h[2]->tp_status, TP_STATUS_KERNEL);
+	CHECK_EQ(h[3]->tp_status & TP_STATUS_USER, TP_STATUS_USER);	/* not taken yet */
+	/* slot 0 again (wrap) with a partial checksum; slot 1 snapped (snaplen < len); slot 2 corrupt
+	 * (data would run past the slot); slot 3 left to the kernel: the walk stops there */
+	uint8_t f[256];
+	uint32_t len = build4(f, 0, 17, 40, 9);
+	uint8_t *ip = f + 14, *l4 = ip + 20;
+	uint16_t wantc = ref_l4_csum(ip + 12, ip + 16, 4, 17, l4, len - 34, 6);
+	uint16_t ps = pseudo_folded(ip + 12, ip + 16, 4, 17, len - 34);
+	l4[6] = (uint8_t)(ps >> 8);
+	l4[7] = (uint8_t)ps;
+	ring2_slot_fill((uint8_t *)h[0], len, len, 0, TP_STATUS_CSUMNOTREADY);
+	memcpy((uint8_t *)h[0] + h[0]->tp_mac, f, len);
+	ring2_slot_fill((uint8_t *)h[1], 64, 9000, 0x50, 0);
+	ring2_slot_fill((uint8_t *)h[2], 100, 100, 0x60, 0);
+	h[2]->tp_mac = (uint16_t)(fs - 50);
+	int total = 0;
+	while ((n = lb_pump(NULL, p, 64, 0, 0)) > 0)
+		total += n;
+	CHECK_EQ(total, 3);	/* slot 3, slot 0, slot 1 (the corrupt slot is skipped, not counted) */
+	for (uint32_t i = 0; i < nr; i++)
+		CHECK_EQ(h[i]->tp_status, TP_STATUS_KERNEL);
+	struct lb_pump_port_stats st;
+	CHECK_EQ(lb_pump_stats(p, 1, &st), 0);
+	CHECK_EQ(st.rx_pkts, 6);
+	CHECK_EQ(st.rx_trunc, 2);
+	CHECK_EQ(st.rx_csum_partial, 1);
+	CHECK_EQ(st.slow, 4);
+	frame(want, 70, 0x20);
+	CHECK_EQ(lb_pump_slowpath_get(p, buf, sizeof(buf), NULL), 70);
+	CHECK(memcmp(buf, want, 70) == 0, "v2 frame 1");
+	frame(want, 80, 0x40);
+	CHECK_EQ(lb_pump_slowpath_get(p, buf, sizeof(buf), NULL), 80);
+	CHECK(memcmp(buf, want, 80) == 0, "v2 frame 2");
+	CHECK_EQ(lb_pump_slowpath_get(p, buf, sizeof(buf), NULL), (int)len);
+	CHECK_EQ((uint16_t)(buf[40] << 8 | buf[41]), wantc ? wantc : 0xFFFF);
+	CHECK_EQ(lb_pump_slowpath_get(p, buf, sizeof(buf), NULL), 0);
+	/* the next frame lands in slot 3 (the reader is there after the wrap and the skipped slot 2) */
+	ring2_slot_fill((uint8_t *)h[3], 61, 61, 0x70, 0);
+	CHECK_EQ(lb_pump(NULL, p, 64, 0, 0), 1);
+	CHECK_EQ(lb_pump_slowpath_get(p, buf, sizeof(buf), NULL), 61);
+	/* a TX ring on a V2 port: V2 headers (tp_status first), data at TPACKET_ALIGN(sizeof tpacket2_hdr) */
+	const uint32_t tfs = 256, tnr = 2;
+	uint8_t *tx = calloc(tnr, tfs);
+	CHECK_EQ(lb_pump_port_txring(p, 1, tx, tfs, tnr), 0);
+	frame(f, 60, 3);
+	CHECK_EQ(lb_pump_send(p, 1, f, 60), 0);
+	struct tpacket2_hdr *t0 = (struct tpacket2_hdr *)tx;
+	CHECK_EQ(t0->tp_status, TP_STATUS_SEND_REQUEST);
+	CHECK_EQ(t0->tp_len, 60);
+	CHECK_EQ(t0->tp_snaplen, 60);
+	CHECK(memcmp(tx + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)), f, 60) == 0, "v2 tx data");
+	CHECK_EQ(lb_pump_send(p, 1, f, tfs - 32 + 1), -ENOBUFS);	/* one byte more than a V2 slot holds */
+	CHECK_EQ(lb_pump_send(p, 1, f, 60), 0);	/* slot 1 */
+	CHECK_EQ(lb_pump_send(p, 1, f, 60), -ENOBUFS);	/* slot 0 is still the kernel's */
+	lb_pump_free(p);
+	free(tx);
+	free(ring);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void test_csum_complete(void)
 {
 	uint8_t f[256];
@@ -517,6 +632,7 @@ int main(void)
 	test_sock_port();
 	test_slow_full_and_budget();
 	test_ring();
+	test_ring_v2();
 	test_csum_complete();
 	test_bad_cfg();
 	test_tx_through_core();
