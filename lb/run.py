@@ -2,7 +2,8 @@
 
     lb run --iface veth-c --iface veth-s --rules rules.save [--socket PATH] [--engine c|python] [-v]
 
-Opens one port per --iface (AF_PACKET with a TPACKET_V3 ring, or a TAP device with --io tap), loads the
+Opens one port per --iface (AF_PACKET with a TPACKET_V2 RX ring, or V3 with --rx-ring v3; or a TAP device
+with --io tap), loads the
 ipvsadm-save rules atomically (lb/state.py), serves the control socket `lbadm` talks to (lb/daemon/server.py),
 keeps the namespace's kernel off VIP traffic (lb/io/guard.py), resolves next hops (lb/io/neigh.py), and runs
 the loop of lb/io/loop.py.  On exit it prints the counters.  Logs are one line per event on stderr.
@@ -70,7 +71,8 @@ def open_ports(args: argparse.Namespace, fanout_group: int | None = None,
                                               tx_ring=args.tx_ring and args.engine == "c",
                                               block_size=getattr(args, "ring_block_kb", 128) * 1024,
                                               block_nr=getattr(args, "ring_blocks", 128),
-                                              retire_ms=getattr(args, "ring_retire_ms", 1)))
+                                              retire_ms=getattr(args, "ring_retire_ms", 1),
+                                              rx_ring=getattr(args, "rx_ring", "v2")))
                 except OSError as exc:
                     raise OSError(exc.errno, f"interface {name}: {exc.strerror}") from exc
     except BaseException:
@@ -326,11 +328,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="C engine on AF_PACKET: send through a TPACKET_V3 TX ring instead of sendmmsg")
     p.add_argument("--batch", type=int, default=64, help="frames per batch (C engine)")
     p.add_argument("--budget", type=int, default=1024, help="frames per pump call before Python runs")
+    p.add_argument("--rx-ring", choices=("v2", "v3"), default="v2",
+                   help="AF_PACKET RX ring: v2 = a frame is handed over as soon as it is written (low "
+                        "latency); v3 = blocks handed over when full or after --ring-retire-ms (~1 ms a hop)")
     p.add_argument("--ring-blocks", type=int, default=128,
-                   help="TPACKET_V3 RX ring: blocks per port (128 x 128 KiB = 16 MiB per port)")
-    p.add_argument("--ring-block-kb", type=int, default=128, help="TPACKET_V3 RX ring: KiB per block")
+                   help="RX ring: blocks per port (128 x 128 KiB = 16 MiB per port; v2: 8192 2-KiB frames)")
+    p.add_argument("--ring-block-kb", type=int, default=128, help="RX ring: KiB per block")
     p.add_argument("--ring-retire-ms", type=int, default=1,
-                   help="TPACKET_V3 RX ring: a partly filled block goes to the pump after this many ms")
+                   help="--rx-ring v3: a partly filled block goes to the pump after this many ms")
     p.add_argument("--conn-max", type=int, default=65536, help="connection table size per worker")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run)")
     p.add_argument("--no-guard", action="store_true", help="do not install the netdev-ingress drop table")

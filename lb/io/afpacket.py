@@ -1,4 +1,4 @@
-"""AF_PACKET ports: a kernel interface read through a TPACKET_V3 RX ring, written with send/sendmmsg.
+"""AF_PACKET ports: a kernel interface read through a TPACKET_V2 or V3 RX ring, written with send/sendmmsg.
 
 Setup order (packet(7)): a packet socket with protocol 0 receives nothing, so the ring is set up before
 `bind(ifname, ETH_P_ALL)`; then PACKET_QDISC_BYPASS (our frames go straight to the driver, as pktgen's
@@ -7,10 +7,19 @@ looped back as ETH_P_ALL taps otherwise would).  `--workers N` joins N sockets t
 group in hash mode, so both directions of a flow land on the same worker (the kernel hashes the flow
 symmetrically, skb_get_hash), and each worker keeps its own connection table, as DPVS's lcores do.
 
-The ring is TPACKET_V3: the kernel fills whole blocks of frames and hands a block to user space when it
-is full or when its retire timer (`retire_ms`) fires; user space gives it back by writing
-TP_STATUS_KERNEL into the block header.  The C pump walks it (csched/src/pump.c rx_ring); `recv` below
-is the same walk in Python, for the reference loop and for reading.
+Two ring layouts (`lb run --rx-ring v2|v3`, packet_mmap.rst):
+- TPACKET_V2 (the default): fixed slots of `frame_size` bytes, each with its own tp_status.  The kernel
+  flips a slot to TP_STATUS_USER as soon as it has copied the frame in, so a lone frame is ready at once;
+  user space gives the slot back by writing TP_STATUS_KERNEL into it.  The C pump walks it
+  (csched/src/pump.c rx_ring_v2).
+- TPACKET_V3: the kernel packs frames tightly into blocks and hands a block to user space only when it is
+  full or when its retire timer (`retire_ms`, at least 1 ms) fires; user space gives the whole block back.
+  Denser (a 64-byte frame takes ~128 bytes, not a 2 KiB slot), but at low rates every frame waits for the
+  timer: ~1 ms per hop, which was the p50 latency of `lb run` (bench/RESULTS.md) and capped a single
+  connection's request rate.  Measured in the lab (tests/e2e/test_run_latency.py, bench/e2e/run.py): V2
+  cuts the UDP round trip through `lb run` NAT from ~2 ms (two retire waits) to tens of µs and keeps the
+  packet rate, hence the default.  The C pump walks V3 in rx_ring.
+`recv` below is the same walk in Python for both, for the reference loop and for reading.
 
 Where the kernel of the balancer's namespace comes in: packet taps (ptype_all) are delivered in
 `__netif_receive_skb_core` before tc ingress and the netfilter netdev ingress hook, so a netdev-ingress
@@ -60,6 +69,7 @@ PACKET_VERSION = 10
 PACKET_FANOUT = 18
 PACKET_QDISC_BYPASS = 20
 PACKET_IGNORE_OUTGOING = 23
+TPACKET_V2 = 1
 TPACKET_V3 = 2
 PACKET_FANOUT_DATA = 22
 PACKET_FANOUT_HASH = 0
@@ -73,6 +83,8 @@ TP_STATUS_SEND_REQUEST = 1
 TP_STATUS_SENDING = 2
 #: TX ring frame data offset: TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) (af_packet.c tpacket_parse_header)
 TX_DATA_OFF = 48
+#: the same for a TPACKET_V2 socket: TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
+TX_DATA_OFF_V2 = 32
 
 # ioctls (linux/sockios.h)
 SIOCGIFADDR = 0x8915
@@ -86,6 +98,8 @@ _BLOCK_STATUS_OFF = 8
 _BLOCK_HDR = struct.Struct("=III")  # block_status, num_pkts, offset_to_first_pkt (at offset 8)
 # struct tpacket3_hdr: tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len, tp_status, tp_mac, tp_net
 _PKT_HDR = struct.Struct("=IIIIIIHH")
+# struct tpacket2_hdr: tp_status, tp_len, tp_snaplen, tp_mac, tp_net (then sec, nsec, vlan tci/tpid, padding)
+_PKT2_HDR = struct.Struct("=IIIHH")
 
 
 # classic BPF (linux/filter.h): opcodes and the negative offsets that address the network header and
@@ -142,21 +156,30 @@ def link_info(name: str) -> PortAddr:
 
 
 class AFPacketPort(Port):
-    """A kernel interface as a balancer port: TPACKET_V3 RX ring + send()."""
+    """A kernel interface as a balancer port: TPACKET_V2 (default) or V3 RX ring + send()."""
 
     kind = "ring"
 
     def __init__(self, index: int, name: str, *, block_size: int = 1 << 17, block_nr: int = 32,
                  frame_size: int = 2048, retire_ms: int = 1, fanout_group: int | None = None,
                  fanout_key: str | None = None, fanout_members: int = 1, qdisc_bypass: bool = True,
-                 tx_ring: bool = False, tx_frames: int = 4096, addr: PortAddr | None = None) -> None:
+                 tx_ring: bool = False, tx_frames: int = 4096, addr: PortAddr | None = None,
+                 rx_ring: str = "v2") -> None:
+        if rx_ring not in ("v2", "v3"):
+            raise ValueError(f"rx_ring must be v2 or v3, not {rx_ring!r}")
+        if block_size % frame_size or frame_size % 16:
+            raise ValueError("the ring's block size must be a multiple of its frame size (a multiple of 16)")
         info = link_info(name)
         if addr is not None:
             info = PortAddr(addr.mac or info.mac, addr.ipv4 or info.ipv4, addr.mtu or info.mtu)
         super().__init__(index, name, info)
+        self.version = TPACKET_V2 if rx_ring == "v2" else TPACKET_V3
         self.block_size = block_size
         self.block_nr = block_nr
         self.rx_size = block_size * block_nr
+        # V2: contiguous slots of frame_size (block_size is a multiple of it, so no gaps between blocks)
+        self.frame_size = frame_size
+        self.frame_nr = self.rx_size // frame_size
         # TX ring (optional): frames of frame_size, contiguous, mapped after the RX ring
         self.tx_frame_size = frame_size
         self.tx_frame_nr = tx_frames if tx_ring else 0
@@ -165,9 +188,11 @@ class AFPacketPort(Port):
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
             s = self.sock
-            s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
-            req = struct.pack("=7I", block_size, block_nr, frame_size, block_size * block_nr // frame_size,
-                              retire_ms, 0, 0)
+            s.setsockopt(SOL_PACKET, PACKET_VERSION, self.version)
+            if self.version == TPACKET_V2:  # struct tpacket_req
+                req = struct.pack("=4I", block_size, block_nr, frame_size, self.frame_nr)
+            else:  # struct tpacket_req3: + retire_blk_tov, sizeof_priv, feature_req_word
+                req = struct.pack("=7I", block_size, block_nr, frame_size, self.frame_nr, retire_ms, 0, 0)
             if tx_ring:  # before any ring (else EBUSY): a malformed frame is skipped, not a stuck ring
                 s.setsockopt(SOL_PACKET, PACKET_LOSS, 1)
             s.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
@@ -196,6 +221,7 @@ class AFPacketPort(Port):
             self.sock.close()
             raise
         # Python ring reader state (the C pump keeps its own)
+        self._frame = 0
         self._block = 0
         self._left = 0
         self._next = 0
@@ -212,7 +238,10 @@ class AFPacketPort(Port):
         return self.sock.fileno()
 
     def recv(self, buf: bytearray | memoryview) -> int:
-        """The next frame from the ring (copied into buf), 0 when the current block is not ours yet."""
+        """The next frame from the ring (copied into buf), 0 when the next slot (V2) or the current block
+        (V3) is not ours yet."""
+        if self.version == TPACKET_V2:
+            return self._recv_v2(buf)
         ring, bs = self.ring, self.block_size
         while True:
             base = self._block * bs
@@ -236,6 +265,24 @@ class AFPacketPort(Port):
                 continue
             return n
 
+    def _recv_v2(self, buf: bytearray | memoryview) -> int:
+        """TPACKET_V2: the slot at the reader is ours when its tp_status has TP_STATUS_USER; copy the frame
+        out, give the slot back (TP_STATUS_KERNEL), move on (wrapping at frame_nr)."""
+        ring, fs = self.ring, self.frame_size
+        while True:
+            base = self._frame * fs
+            status, wirelen, snaplen, mac, _net = _PKT2_HDR.unpack_from(ring, base)
+            if not status & TP_STATUS_USER:
+                return 0
+            n = 0
+            if mac + snaplen <= fs and snaplen == wirelen:  # whole, sane frames only
+                n = int(min(snaplen, len(buf)))
+                buf[:n] = ring[base + mac:base + mac + n]
+            struct.pack_into("=I", ring, base, TP_STATUS_KERNEL)
+            self._frame = (self._frame + 1) % self.frame_nr
+            if n:
+                return n
+
     def _release(self, base: int) -> None:
         struct.pack_into("=I", self.ring, base + _BLOCK_STATUS_OFF, TP_STATUS_KERNEL)
         self._block = (self._block + 1) % self.block_nr
@@ -250,17 +297,23 @@ class AFPacketPort(Port):
         return True
 
     def _send_ring(self, frame: bytes | bytearray | memoryview) -> bool:
-        """Copy the frame into the next TX ring slot, mark it SEND_REQUEST, kick the kernel."""
-        if len(frame) > self.tx_frame_size - TX_DATA_OFF:
+        """Copy the frame into the next TX ring slot, mark it SEND_REQUEST, kick the kernel.  The slots use
+        the socket's TPACKET version: V2 tp_status at 0, tp_len/tp_snaplen at 4/8, data at 32; V3
+        tp_snaplen/tp_len at 12/16, tp_status at 20, data at 48."""
+        v2 = self.version == TPACKET_V2
+        data_off, status_off = (TX_DATA_OFF_V2, 0) if v2 else (TX_DATA_OFF, 20)
+        if len(frame) > self.tx_frame_size - data_off:
             return False
         slot = self.rx_size + self._tx_head * self.tx_frame_size
-        status = struct.unpack_from("=I", self.ring, slot + 20)[0]  # tp_status
+        status = struct.unpack_from("=I", self.ring, slot + status_off)[0]  # tp_status
         if status & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING):
             return False
-        self.ring[slot + TX_DATA_OFF:slot + TX_DATA_OFF + len(frame)] = bytes(frame)
-        # tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len
-        struct.pack_into("=IIIII", self.ring, slot, 0, 0, 0, len(frame), len(frame))
-        struct.pack_into("=I", self.ring, slot + 20, TP_STATUS_SEND_REQUEST)
+        self.ring[slot + data_off:slot + data_off + len(frame)] = bytes(frame)
+        if v2:  # tp_len, tp_snaplen
+            struct.pack_into("=II", self.ring, slot + 4, len(frame), len(frame))
+        else:  # tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len
+            struct.pack_into("=IIIII", self.ring, slot, 0, 0, 0, len(frame), len(frame))
+        struct.pack_into("=I", self.ring, slot + status_off, TP_STATUS_SEND_REQUEST)
         self._tx_head = (self._tx_head + 1) % self.tx_frame_nr
         try:
             self.sock.send(b"")
@@ -271,8 +324,9 @@ class AFPacketPort(Port):
     def kernel_stats(self) -> tuple[int, int]:
         """(packets, drops) the kernel counted for this socket (PACKET_STATISTICS; reading resets them, so
         they are accumulated here).  Drops = ring full: the pump did not keep up."""
+        # struct tpacket_stats (V2) or tpacket_stats_v3 (V3: + tp_freeze_q_cnt): packets, drops first
         raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12)
-        packets, drops, _freeze = struct.unpack("=III", raw)
+        packets, drops = struct.unpack_from("=II", raw)
         self.kernel_packets += packets
         self.kernel_drops += drops
         return self.kernel_packets, self.kernel_drops

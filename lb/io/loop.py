@@ -1,8 +1,9 @@
 """The run loop: pump frames through the core, then do the slow-path and control-plane work in Python.
 
 `Dataplane` (the C engine) repeats one step:
-1. `lib.lb_pump` moves up to `budget` frames: RX rings -> batch -> lb_process_batch -> sendmmsg per egress
-   port, PASS verdicts into the slow-path queue (csched/src/pump.c).  The GIL is released meanwhile.
+1. `lib.lb_pump` moves up to `budget` frames: RX rings (TPACKET_V2 or V3) -> batch -> lb_process_batch ->
+   sendmmsg per egress port, PASS verdicts into the slow-path queue (csched/src/pump.c).  The GIL is
+   released meanwhile.
 2. The slow-path queue is drained: ARP for VIPs and ICMP echo to VIPs are answered, neighbours learned
    (lb/io/arp.py); replies leave through `lb_pump_send`.
 3. The control socket is served for a moment (lb/daemon/server.py `poll`): configuration changes land
@@ -219,8 +220,12 @@ class Dataplane(_LoopBase):
             if p.kind == "ring":
                 ring = ffi.from_buffer(getattr(p, "ring"))  # noqa: B009 - AFPacketPort's mmap
                 self._keep.append(ring)
-                rc = lib.lb_pump_port_ring(self.pump, p.index, p.fileno(), ring, getattr(p, "block_size"),  # noqa: B009
-                                           getattr(p, "block_nr"))  # noqa: B009
+                if getattr(p, "version", 2) == 1:  # TPACKET_V2: per-frame slots
+                    rc = lib.lb_pump_port_ring_v2(self.pump, p.index, p.fileno(), ring,
+                                                  getattr(p, "frame_size"), getattr(p, "frame_nr"))  # noqa: B009
+                else:
+                    rc = lib.lb_pump_port_ring(self.pump, p.index, p.fileno(), ring,
+                                               getattr(p, "block_size"), getattr(p, "block_nr"))  # noqa: B009
             elif p.kind == "sock":
                 rc = lib.lb_pump_port_sock(self.pump, p.index, p.fileno())
             else:
