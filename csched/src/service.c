@@ -171,6 +171,8 @@ static void svc_apply_cfg(struct lb_service *s, const struct lb_svc_cfg *c)
 	s->netmask = c->netmask;
 }
 
+static bool svc_referenced(struct lb_core *core, const struct lb_service *s);
+
 int lb_svc_add(lb_core *core, const struct lb_svc_cfg *cfg)
 {
 	int rc = svc_cfg_check(cfg);
@@ -181,9 +183,11 @@ int lb_svc_add(lb_core *core, const struct lb_svc_cfg *cfg)
 		return -ENOENT;
 	if (svc_from_key(core, cfg))
 		return -EEXIST;
+	/* A deleted service whose trashed dests still carry connections keeps its slot until the last
+	 * one goes (the kernel's svc refcount): reusing it would let a new service revive those dests. */
 	struct lb_service *s = NULL;
 	for (uint32_t i = 0; i < core->cfg.svc_max; i++)
-		if (!core->svcs[i].in_use) {
+		if (!core->svcs[i].in_use && !svc_referenced(core, &core->svcs[i])) {
 			s = &core->svcs[i];
 			break;
 		}
