@@ -3,7 +3,7 @@
 #   1. ruff on lb/ tests/ bench/;
 #   2. the C core alone under AddressSanitizer + UBSan (make -C csched test), then a bounded libFuzzer run;
 #   3. pytest: unit + parity tests, and, as root, the network-namespace end-to-end tests;
-#   4. a benchmark smoke run (pytest-benchmark, one round each) so the benchmarks keep working.
+#   4. `lb bench --quick`, the benchmark smoke run, into build/bench (bench/RESULTS.md is left alone).
 # Under CI=true the end-to-end tests must run: skipping them is a failure (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,5 @@ python -m pytest -q -p no:cacheprovider -rs --junitxml=build/junit.xml tests "$@
 rc=$?
 set -e
 [ $rc -eq 0 ] || exit $rc
-echo "== benchmark smoke"
-python -m pytest -q -p no:cacheprovider bench --benchmark-disable-gc --benchmark-min-rounds=1 \
-	--benchmark-max-time=0.05 --benchmark-warmup=off -x -q
+echo "== benchmark smoke: lb bench --quick (micro-benchmarks; as root also end-to-end UDP/TCP rates in a lab)"
+lb bench --quick --out build/bench
