@@ -47,6 +47,17 @@ def _kv(items: list[str] | None, what: str) -> dict[str, str]:
     return out
 
 
+def ring_blocks(args: argparse.Namespace) -> int:
+    """RX ring blocks per port: --ring-blocks, else 512 for v2 (64 MiB = 32768 2-KiB slots: a V2 slot holds
+    one frame whatever its size, so it needs more memory than V3's packed blocks to ride out the same
+    scheduling gap; with 8192 slots it lost frames at 160-200 kpps on the shared lab box where V3 did not,
+    bench/e2e) and 128 for v3 (16 MiB)."""
+    n = getattr(args, "ring_blocks", None)
+    if n:
+        return int(n)
+    return 512 if getattr(args, "rx_ring", "v2") == "v2" else 128
+
+
 def open_ports(args: argparse.Namespace, fanout_group: int | None = None,
                fanout_keys: dict[str, str] | None = None) -> list[Port]:
     addrs = {k: IPv4Interface(v) for k, v in _kv(args.port_addr, "--port-addr").items()}
@@ -70,7 +81,7 @@ def open_ports(args: argparse.Namespace, fanout_group: int | None = None,
                                               fanout_members=args.workers, addr=override,
                                               tx_ring=args.tx_ring and args.engine == "c",
                                               block_size=getattr(args, "ring_block_kb", 128) * 1024,
-                                              block_nr=getattr(args, "ring_blocks", 128),
+                                              block_nr=ring_blocks(args),
                                               retire_ms=getattr(args, "ring_retire_ms", 1),
                                               rx_ring=getattr(args, "rx_ring", "v2")))
                 except OSError as exc:
@@ -331,8 +342,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--rx-ring", choices=("v2", "v3"), default="v2",
                    help="AF_PACKET RX ring: v2 = a frame is handed over as soon as it is written (low "
                         "latency); v3 = blocks handed over when full or after --ring-retire-ms (~1 ms a hop)")
-    p.add_argument("--ring-blocks", type=int, default=128,
-                   help="RX ring: blocks per port (128 x 128 KiB = 16 MiB per port; v2: 8192 2-KiB frames)")
+    p.add_argument("--ring-blocks", type=int, default=None,
+                   help="RX ring: blocks per port (default v2: 512 x 128 KiB = 64 MiB = 32768 2-KiB frame "
+                        "slots; v3: 128 x 128 KiB = 16 MiB of packed frames)")
     p.add_argument("--ring-block-kb", type=int, default=128, help="RX ring: KiB per block")
     p.add_argument("--ring-retire-ms", type=int, default=1,
                    help="--rx-ring v3: a partly filled block goes to the pump after this many ms")

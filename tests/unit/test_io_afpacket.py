@@ -5,7 +5,8 @@
   slots (giving them back too);
 - TPACKET_V3: a block is read only once its block_status says TP_STATUS_USER, then given back whole;
 - the TX ring slot of a V2 socket uses the V2 header (tp_status first, data at 32), of a V3 socket the V3 one;
-- `lb run --rx-ring` defaults to v2, takes v3, refuses anything else; AFPacketPort refuses a bad ring shape.
+- `lb run --rx-ring` defaults to v2, takes v3, refuses anything else; the default ring size follows the
+  version (v2 512 blocks, v3 128) unless --ring-blocks is given; AFPacketPort refuses a bad ring shape.
 """
 
 from __future__ import annotations
@@ -137,3 +138,12 @@ def test_bad_ring_shape() -> None:
         AFPacketPort(0, "lo", rx_ring="v1")
     with pytest.raises(ValueError, match="multiple"):
         AFPacketPort(0, "lo", block_size=4096, frame_size=1000)
+
+
+def test_ring_blocks_default() -> None:
+    from lb.run import ring_blocks  # noqa: PLC0415
+
+    parse = build_parser().parse_args
+    assert ring_blocks(parse(["run", "--iface", "a"])) == 512  # v2: 64 MiB of 2-KiB slots
+    assert ring_blocks(parse(["run", "--iface", "a", "--rx-ring", "v3"])) == 128
+    assert ring_blocks(parse(["run", "--iface", "a", "--ring-blocks", "64"])) == 64
