@@ -1,7 +1,10 @@
 """Shared benchmark fixtures: a C core or a twin service with one virtual service of N dests, and flows.
 
 Dests get weights 1..10 (cycling) and are added one by one as `ipvsadm -a` would; flows come from distinct
-client addresses and ports, so the hashing schedulers spread them.  The C side is driven through the raw
+client addresses and ports, so the hashing schedulers spread them.  Every dest carries some load (dest i:
+1 + i % 7 active and i % 5 inactive connections, set through the same accounting events on both engines), as
+busy real servers do: with idle dests nq stops at the first one and lc/wlc ties decide everything, which would
+measure the call, not the scheduler.  The C side is driven through the raw
 cffi call (`lib.lb_sched_batch` on a prebuilt `struct lb_flow[]`) so that a benchmark measures the C
 scheduler, not the Python conversion of each flow.
 """
@@ -16,7 +19,7 @@ from typing import Any
 import pytest
 
 from lb import model
-from lb.core.core import Core, Flow
+from lb.core.core import EV_BIND_ACTIVE, EV_BIND_INACTIVE, Core, Flow
 from lb.sched.ref import SCHEDULERS
 from lb.sched.ref.base import RefService, SchedRng
 
@@ -26,6 +29,11 @@ VIP = model.ServiceKey(model.Proto.TCP, IPv4Address("10.255.0.1"), 80)
 def dests(n: int) -> list[model.Dest]:
     base = int(IPv4Address("10.1.0.0"))
     return [model.Dest(IPv4Address(base + i + 1), 8080, model.Fwd.DROUTE, 1 + i % 10) for i in range(n)]
+
+
+def load(i: int) -> tuple[int, int]:
+    """(active, inactive) connections of the i-th dest added."""
+    return 1 + i % 7, i % 5
 
 
 def flows(n: int) -> list[Flow]:
@@ -51,6 +59,12 @@ def make_c(sched: str, n_dests: int, n_flows: int) -> CBench:
     core.add_service(model.Service(VIP, sched=sched))
     for d in dests(n_dests):
         core.add_dest(VIP, d)
+    ids = {info.dest.key: info.id for info in core.dest_infos(VIP)}
+    for i, d in enumerate(dests(n_dests)):
+        active, inactive = load(i)
+        for ev, k in ((EV_BIND_ACTIVE, active), (EV_BIND_INACTIVE, inactive)):
+            for _ in range(k):
+                core.dest_event(ids[d.key], ev)
     ffi, lib = core.ffi, core.lib
     buf: Any = ffi.new("struct lb_flow[]", n_flows)
     for i, f in enumerate(flows(n_flows)):
@@ -76,6 +90,11 @@ def make_py(sched: str, n_dests: int, n_flows: int) -> PyBench:
     svc = RefService(SCHEDULERS[sched](), 0, VIP)
     for d in dests(n_dests):
         svc.add_dest(d)
+    for i, d in enumerate(dests(n_dests)):
+        active, inactive = load(i)
+        for ev, k in ((EV_BIND_ACTIVE, active), (EV_BIND_INACTIVE, inactive)):
+            for _ in range(k):
+                svc.event(d.key, ev)
     fl = flows(n_flows)
     rng = SchedRng(1)
 
