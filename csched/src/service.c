@@ -406,8 +406,13 @@ static struct lb_dest *dest_find_trash(struct lb_core *core, struct lb_service *
 {
 	for (uint32_t i = 0; i < core->cfg.dest_max; i++) {
 		struct lb_dest *d = &core->dests[i];
-		if (d->in_use && !d->linked && d->svc == s && d->af == af && d->port == port_net &&
-		    lb_addr_eq(af, &d->addr, a))
+		/* kernel ip_vs_trash_get_dest: same real server, and a service with the same identity
+		 * (protocol + fwmark, or protocol + VIP:port) - not necessarily the same service object:
+		 * after `ipvsadm -C` and a reload, the new service takes its old dests and their conns back */
+		const struct lb_service *o = d->svc;
+		if (d->in_use && !d->linked && o && d->af == af && d->port == port_net &&
+		    lb_addr_eq(af, &d->addr, a) && o->proto == s->proto && o->fwmark == s->fwmark &&
+		    (s->fwmark || (o->af == s->af && lb_addr_eq(s->af, &o->addr, &s->addr) && o->port == s->port)))
 			return d;
 	}
 	return NULL;
@@ -490,6 +495,14 @@ int lb_dest_add(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_des
 		d->nh_port = -1;
 		lb_list_init(&d->n_list);
 		core->num_dests++;
+	} else if (d->svc != s) {
+		/* revived into a new service object (__ip_vs_update_dest: stats zeroed, bound to the new
+		 * service; the old, deleted one is released when nothing references it any more) */
+		struct lb_service *old = d->svc;
+		memset(&d->stats, 0, sizeof(d->stats));
+		d->svc = s;
+		if (!old->in_use && !svc_referenced(core, old))
+			memset(old, 0, sizeof(*old));
 	}
 	dest_update(s, d, c, true);
 	return 0;
