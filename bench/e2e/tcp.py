@@ -19,12 +19,19 @@ recorded in the lab state, so `lb lab down` (or the `with` block) ends them.  wr
 Cases (the balancer namespace is the same in each mode's topology):
   lb-nat, lb-dr, lb-tun   `lb run` (C engine, AF_PACKET), rr over both real servers (-m / -g / -i)
   lb-nat-py               the same NAT with `--engine python` (for scale; wrk only, short)
+  py-naive                the lab's naive Python forwarder (lb/lab/pyfwd.py, `--balancer py`), DR topology,
+                          restarted on the benchmark's HTTP port (wrk only, short, like lb-nat-py)
   route                   the kernel's own IP forwarding: ECMP route to the VIP (DR topology) = the limit
   nft-nat                 nftables DNAT, `numgen inc` over both real servers, conntrack (kube-proxy style)
   nft-dr                  nftables netdev ingress MAC rewrite + fwd (DR topology)
+  route-offload, nft-nat-offload   route / nft-nat with the lab links' offloads back at the kernel's veth
+                          defaults (TX checksum on, hence TSO/GSO across veth): what running with offloads
+                          off costs the kernel itself (the -offload cases over their plain ones)
 Every figure is repeated --reps times; the JSON keeps all repetitions (bench/report.py takes median, min,
 max and the ratios to `route` and `nft-nat`).  The lab links have TX checksum offload (hence TSO/GSO) off,
-as the lab builds them (lb/lab/netns.py); the JSON records `ethtool -k` of the client's link.
+as the lab builds them (lb/lab/netns.py: `ethtool -K <dev> tx off` on both ends of every veth); the
+-offload cases turn it back on (`ethtool -K <dev> tx on`, inside the lab's own namespaces only) once the lab
+is up.  The JSON records `ethtool -k` of the balancer's client-side link per case.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ REPO = HERE.parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from lb.lab import balancer as bal  # noqa: E402
 from lb.lab.lab import Lab, LabSpec  # noqa: E402
 
 HTTP_PORT = 8080
@@ -63,6 +71,7 @@ class Case:
     balancer: str
     engine: str = "c"
     light: bool = False  # wrk figures only, short (slow engines)
+    offload: bool = False  # the lab links' TX checksum offload (and so TSO/GSO) back on
 
 
 CASES: dict[str, Case] = {c.name: c for c in (
@@ -73,8 +82,11 @@ CASES: dict[str, Case] = {c.name: c for c in (
     Case("lb-dr", "dr", "lb"),
     Case("lb-tun", "tun", "lb"),
     Case("lb-nat-py", "nat", "lb", engine="python", light=True),
+    Case("py-naive", "dr", "py", light=True),
+    Case("route-offload", "dr", "route", offload=True),
+    Case("nft-nat-offload", "nat", "nft", offload=True),
 )}
-DEFAULT_CASES = "route,nft-nat,nft-dr,lb-nat,lb-dr,lb-tun,lb-nat-py"
+DEFAULT_CASES = "route,nft-nat,nft-dr,lb-nat,lb-dr,lb-tun,lb-nat-py,py-naive,route-offload,nft-nat-offload"
 
 
 def build_httpsrv(tmp: Path) -> Path:
@@ -113,8 +125,45 @@ def parse_iperf3(doc: dict[str, Any]) -> float:
     return float(doc["end"]["sum_received"]["bits_per_second"]) / 1e9
 
 
+def offload_argv(dev: str, on: bool) -> list[str]:
+    """`ethtool -K` for one veth end: TX checksum offload on (the kernel's veth default; TSO/GSO follow it)
+    or off (what the lab does)."""
+    return ["ethtool", "-K", dev, "tx", "on" if on else "off"]
+
+
+def link_ends(lab: Lab) -> list[tuple[str, str]]:
+    """(node, dev) of both ends of every veth of the lab."""
+    return [(ep.node, ep.dev) for a, b, _ in lab.topo.links for ep in (a, b)]
+
+
+def set_offloads(lab: Lab, on: bool) -> None:
+    for node, dev in link_ends(lab):
+        lab.exec(node, offload_argv(dev, on))
+
+
 # ---- the balancer's extra services --------------------------------------------------------------------
-def configure(lab: Lab) -> None:
+def restart_pyfwd(lab: Lab, log: Path) -> None:
+    """The lab's pyfwd forwards the lab's own ports; run one for the benchmark's HTTP port instead (one
+    forwarder, so the figure is one Python process's).  No iperf3 port: pyfwd hashes per connection, and
+    iperf3's control and data connections must reach one server (py-naive is a light case, wrk only)."""
+    t = lab.topo
+    if lab.balancer_proc is not None:
+        lab.net.stop(lab.balancer_proc)
+    svc = bal.Service(t.vip, HTTP_PORT, 0, "rr", tuple(t.rips), lab.service.weights)
+    log.unlink(missing_ok=True)
+
+    def text() -> str:
+        return log.read_text(errors="replace") if log.exists() else ""
+    lab.balancer_proc = lab.net.spawn(t.balancer, "balancer", bal.pyfwd_argv(t, svc, tuple(t.server_macs)),
+                                      log=log)
+    deadline = time.monotonic() + 15
+    while "pyfwd " not in text():
+        if lab.balancer_proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"pyfwd did not start: {text()}")
+        time.sleep(0.05)
+
+
+def configure(lab: Lab, log_dir: Path | None = None) -> None:
     """Add VIP:8080 (rr over every real server) and VIP:5201 (real1 only) to whatever balances the lab."""
     t, b = lab.topo, lab.spec.balancer
     vip, rips, lbn = t.vip, t.rips, t.balancer
@@ -144,6 +193,8 @@ def configure(lab: Lab) -> None:
             f"jhash ip saddr . tcp sport mod {len(rips)} map {{ {mmap} }} fwd to {dev}\n"
             f"    ip daddr {vip} tcp dport {IPERF_PORT} ether saddr set {own} ether daddr set "
             f"{t.server_macs[0]} fwd to {dev}\n  }}\n}}\n"))
+    elif b == "py":
+        restart_pyfwd(lab, (log_dir or Path(tempfile.gettempdir())) / f"{lab.spec.name}-pyfwd.log")
     elif b == "route":
         # the ECMP route to the VIP already carries :8080; :5201 goes to real1 by a policy rule
         lab.net.run_ip(lbn, "route", "add", f"{vip}/32", "via", rips[0], "dev", t.server_side.dev,
@@ -168,12 +219,20 @@ def pin_balancer(lab: Lab) -> None:
 def offloads(lab: Lab) -> dict[str, str]:
     ep = lab.topo.client_side
     r = lab.exec(ep.node, ["ethtool", "-k", ep.dev], check=False)
-    keep = ("tx-checksumming", "tcp-segmentation-offload", "generic-segmentation-offload",
-            "generic-receive-offload")
+    return parse_offloads(r.stdout)
+
+
+OFFLOAD_KEYS = ("tx-checksumming", "tcp-segmentation-offload", "tx-tcp-segmentation",
+                "generic-segmentation-offload", "generic-receive-offload")
+
+
+def parse_offloads(text: str) -> dict[str, str]:
+    """The offload lines of `ethtool -k` that matter here.  `tx-tcp-segmentation` is the real TSO state:
+    the `tcp-segmentation-offload` summary can still say "on" after `tx off` has switched TSO off."""
     out = {}
-    for line in r.stdout.splitlines():
+    for line in text.splitlines():
         k, _, v = line.partition(":")
-        if k.strip() in keep:
+        if k.strip() in OFFLOAD_KEYS:
             out[k.strip()] = v.strip()
     return out
 
@@ -208,10 +267,11 @@ class Runner:
 
 
 def run_case(case: Case, exe: Path, args: argparse.Namespace) -> dict[str, Any]:
-    name = f"bt{os.getpid() % 1000:03d}{list(CASES).index(case.name)}"  # lab names: 1-8 chars
+    name = f"{args.prefix[:3]}{os.getpid() % 1000:03d}{list(CASES).index(case.name)}"  # lab names: 1-8 chars
     spec = LabSpec(mode=case.mode, servers=2, balancer=case.balancer, engine=case.engine, name=name,
                    extra_lb_args=["--conn-max", str(args.conn_max)] if case.balancer == "lb" else [])
-    res: dict[str, Any] = {"mode": case.mode, "balancer": case.balancer, "engine": case.engine, "reps": {}}
+    res: dict[str, Any] = {"mode": case.mode, "balancer": case.balancer, "engine": case.engine,
+                           "offload": case.offload, "reps": {}}
     t0 = time.monotonic()
     with Lab.up(spec) as lab:
         lifetime = str(SERVER_LIFETIME)
@@ -221,7 +281,9 @@ def run_case(case: Case, exe: Path, args: argparse.Namespace) -> dict[str, Any]:
         lab.net.spawn(lab.topo.servers[0], "iperf3",
                       ["timeout", lifetime, "iperf3", "-s", "-p", str(IPERF_PORT)],
                       log=Path(tempfile.gettempdir()) / f"{name}-iperf3.log")
-        configure(lab)
+        if case.offload:
+            set_offloads(lab, on=True)
+        configure(lab, Path(tempfile.gettempdir()))
         pin_balancer(lab)
         res["offloads"] = offloads(lab)
         run = Runner(lab, args.seconds if not case.light else min(args.seconds, 2.0))
@@ -255,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=3, help="repetitions of every figure")
     ap.add_argument("--conn-max", type=int, default=1 << 20, help="lb run connection table size")
     ap.add_argument("--out", default=str(HERE / "tcp.json"))
+    ap.add_argument("--prefix", default="bt", help="lab name prefix, up to 3 characters (the pid follows)")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)

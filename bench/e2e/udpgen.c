@@ -5,7 +5,8 @@
  *
  * Opens FLOWS connected UDP sockets (source ports SPORT_BASE..+FLOWS-1, so a balancer and a fanout group
  * see FLOWS different flows) and sends RATE_PPS packets per second for DURATION_S seconds, in sendmmsg
- * bursts every 100 us, then prints "sent N seconds T".  Payload 18 bytes = 64-byte Ethernet frames on
+ * bursts every 100 us, then prints "sent N seconds T".  RATE_PPS 0 = blast: back-to-back bursts as fast as the
+ * sockets take them (the overload point), still bounded by DURATION_S (the clock is read between bursts).  Payload 18 bytes = 64-byte Ethernet frames on
  * the wire with the FCS.  With SRC_IP NSRC, flow i is sent from SRC_IP + (i % NSRC) (addresses that must
  * exist on the sender), so that a balancer spreading clients over workers sees several clients.  Never runs longer than DURATION_S (capped at 60 s); stands alone (no csched).
  */
@@ -34,7 +35,7 @@ static double now_s(void)
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: %s DST_IP DST_PORT RATE_PPS DURATION_S [FLOWS] [PAYLOAD] [SPORT_BASE]\n", argv[0]);
+		fprintf(stderr, "usage: %s DST_IP DST_PORT RATE_PPS(0=blast) DURATION_S [FLOWS] [PAYLOAD] [SPORT_BASE] [SRC_IP NSRC]\n", argv[0]);
 		return 2;
 	}
 	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2])) };
@@ -55,7 +56,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (rate <= 0 || duration <= 0 || duration > 60 || flows < 1 || flows > MAX_FLOWS || payload < 1 ||
+	if (rate < 0 || duration <= 0 || duration > 60 || flows < 1 || flows > MAX_FLOWS || payload < 1 ||
 	    payload > 1400) {
 		fprintf(stderr, "bad arguments\n");
 		return 2;
@@ -90,8 +91,13 @@ int main(int argc, char **argv)
 	double t0 = now_s(), t = t0;
 	const struct timespec tick = { 0, 100000 };
 	while ((t = now_s()) - t0 < duration) {
-		uint64_t due = (uint64_t)((t - t0) * rate);
+		/* blast: one burst per pass, so the clock bounds the run; paced: catch up to the schedule, but look
+		 * at the clock every 64 bursts so that a rate the sockets cannot take still ends on time */
+		uint64_t due = rate > 0 ? (uint64_t)((t - t0) * rate) : sent + BURST;
+		unsigned int bursts = 0;
 		while (sent < due) {
+			if (++bursts % 64 == 0 && now_s() - t0 >= duration)
+				break;
 			uint64_t want = due - sent;
 			unsigned int n = want > BURST ? BURST : (unsigned int)want;
 			int r = sendmmsg(fds[flow], msgs, n, 0);
@@ -107,7 +113,8 @@ int main(int argc, char **argv)
 			if ((unsigned int)r < n)
 				sent += n - (unsigned int)r;
 		}
-		nanosleep(&tick, NULL);
+		if (rate > 0)
+			nanosleep(&tick, NULL);
 	}
 	printf("sent %llu seconds %.3f errors %llu\n", (unsigned long long)sent, now_s() - t0,
 	       (unsigned long long)errors);
