@@ -123,7 +123,7 @@ static void td_handle(struct lb_tundecap *t, unsigned int n)
 		uint32_t len = t->msgs[i].msg_len;
 		st->rx_pkts++;
 		st->rx_bytes += len;
-		if (t->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+		if ((t->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) || len > t->slot) {
 			st->rx_trunc++;
 			continue;
 		}
@@ -154,7 +154,8 @@ int lb_tundecap_poll(struct lb_tundecap *t, uint32_t budget, int timeout_ms)
 	int waited = 0;
 	while (done < budget) {
 		uint32_t want = budget - done < t->batch ? budget - done : t->batch;
-		int n = recvmmsg(t->raw_fd, t->msgs, want, MSG_DONTWAIT, NULL);
+		/* MSG_TRUNC: msg_len is the packet's real length, so rx_bytes counts what arrived */
+		int n = recvmmsg(t->raw_fd, t->msgs, want, MSG_DONTWAIT | MSG_TRUNC, NULL);
 		if (n > 0) {
 			td_handle(t, (unsigned int)n);
 			done += (uint32_t)n;

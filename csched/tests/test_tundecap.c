@@ -146,6 +146,7 @@ static void test_poll(void)
 	struct lb_tundecap_stats st;
 	lb_tundecap_stats(t, &st);
 	CHECK_EQ(st.rx_pkts, 10);
+	CHECK_EQ(st.rx_bytes, 315 + 50 + 50 + 20 + 240);	/* the truncated one at its real length */
 	CHECK_EQ(st.passed, 6);
 	CHECK_EQ(st.passed_bytes, 30 * 6 + 15);
 	CHECK_EQ(st.drop_not_vip, 1);
