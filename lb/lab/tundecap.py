@@ -26,6 +26,7 @@ import argparse
 import errno
 import ipaddress
 import os
+import re
 import select
 import signal
 import socket
@@ -132,6 +133,17 @@ class DecapStats:
             parts.append(f"truncated {self.rx_trunc}")
         parts.append(f"tun errors {self.tun_errs}")
         return f"passed {self.passed} dropped {self.dropped} ({', '.join(parts)})"
+
+
+def parse_summary(line: str) -> DecapStats:
+    """The counters of an exit (or SIGUSR1) line printed by summary(); the inverse of summary()."""
+    body = line.split("passed ", 1)[1]
+    nums = dict(re.findall(r"([a-z_]+(?: errors)?) (\d+)", "passed " + body))
+    st = DecapStats(rx_pkts=int(nums.get("rx", 0)), passed=int(nums.get("passed", 0)),
+                    tun_errs=int(nums.get("tun errors", 0)), rx_trunc=int(nums.get("truncated", 0)))
+    for r in REASONS[1:]:
+        setattr(st, f"drop_{r}", int(nums.get(r, 0)))
+    return st
 
 
 class StopError(Exception):

@@ -7,7 +7,8 @@
 - the same stream of packets through a datagram socket (standing in for the raw socket) into a pipe
   (standing in for the TUN fd) comes out byte-identical from lb_tundecap_poll and from the Python loop, with
   identical counters (passed, dropped per reason, truncated);
-- the exit line names what was dropped and why; --impl defaults to c and follows LB_TUNDECAP_IMPL.
+- the exit line names what was dropped and why, and parse_summary reads it back;
+- --impl defaults to c and follows LB_TUNDECAP_IMPL.
 """
 
 from __future__ import annotations
@@ -187,6 +188,8 @@ def test_c_loop_and_python_loop_move_the_same_bytes() -> None:
 def test_summary_line() -> None:
     s = DecapStats(rx_pkts=5, passed=3, drop_not_vip=1, rx_trunc=1)
     assert s.summary() == "passed 3 dropped 2 (rx 5, not_vip 1, truncated 1, tun errors 0)"
+    full = DecapStats(**{f: i + 1 for i, f in enumerate(DecapStats.__slots__) if "bytes" not in f})
+    assert tundecap.parse_summary("tun-decap: now " + full.summary()) == full
 
 
 def test_impl_default(monkeypatch: pytest.MonkeyPatch) -> None:
