@@ -152,14 +152,37 @@ def load_json(path: str | Path | None) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def udp_figs(docs: Sequence[dict[str, Any]]) -> dict[str, Fig]:
-    """best_pps per mode over the UDP runs (one run.py JSON per repetition)."""
+def _udp_value(r: Any, key: str) -> float | None:
+    """One run.py result's figure: "best" = best_pps (lossless), "overload" / "offered" = the delivered /
+    offered pps of the full-blast point (absent in runs before it existed)."""
+    if not isinstance(r, dict):
+        return None
+    if key == "best":
+        v = r.get("best_pps")
+    else:
+        ov = r.get("overload")
+        v = ov.get("delivered_pps" if key == "overload" else "offered_pps") if isinstance(ov, dict) else None
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def udp_figs(docs: Sequence[dict[str, Any]], key: str = "best") -> dict[str, Fig]:
+    """Per mode over the UDP runs (one run.py JSON per repetition): best_pps (key "best"), or the overload
+    point's delivered ("overload") or offered ("offered") pps.  Modes keep their first-seen order."""
     vals: dict[str, list[float]] = {}
     for d in docs:
         for mode, r in d.get("results", {}).items():
-            if isinstance(r, dict) and "best_pps" in r:
-                vals.setdefault(mode, []).append(float(r["best_pps"]))
+            v = _udp_value(r, key)
+            if v is not None:
+                vals.setdefault(mode, []).append(v)
     return {m: f for m, v in vals.items() if (f := fig(v)) is not None}
+
+
+def udp_modes(docs: Sequence[dict[str, Any]]) -> list[str]:
+    """Every mode of the UDP runs, in first-seen order (failed ones too)."""
+    out: list[str] = []
+    for d in docs:
+        out += [m for m in d.get("results", {}) if m not in out]
+    return out
 
 
 TCP_KEYS = (("conn_per_s", "new conn/s", ""), ("req_per_s", "keep-alive req/s", ""),
@@ -195,7 +218,7 @@ class Target:
 def _verdict(x: float | None, goal: float) -> str:
     if x is None:
         return "not measured"
-    return "met" if x >= goal else "missed"
+    return "met" if x >= goal else "MISSED"
 
 
 def targets(inp: Inputs) -> list[Target]:
@@ -230,6 +253,7 @@ def targets(inp: Inputs) -> list[Target]:
                           _verdict(r2, 1.0)))
     tcp = tcp_figs(inp.tcp)
     nft, route = tcp.get("nft-nat", {}), tcp.get("route", {})
+    # issue 7's TCP targets, for every forwarding mode (NAT, DR, TUN), C engine
     for case in ("lb-nat", "lb-dr", "lb-tun"):
         f = tcp.get(case, {})
         r = ratio(f.get("conn_per_s"), nft.get("conn_per_s"))
@@ -266,20 +290,59 @@ def _micro_section(micro: dict[str, Any]) -> list[str]:
     return out
 
 
+def _placement_line(docs: list[dict[str, Any]]) -> str:
+    pa = docs[0].get("placement_args")
+    if not isinstance(pa, dict):
+        return "generator pinned to CPU 0, balancer to CPU 1."
+    return (f"generator on CPU {pa.get('generator_cpu', '0')}; user-space balancers (`lb run`, py-naive) on "
+            f"CPU {pa.get('lb_cpu', '?')} with their ingress receive work steered by RPS to mask "
+            f"{pa.get('rps_lb_ingress', '?')}; kernel/nft forwarding softirq on RPS mask "
+            f"{pa.get('rps_kernel_ingress', '?')}; real servers' receive work on RPS mask "
+            f"{pa.get('rps_servers', '?')} (masks: 1 = CPU 0, 2 = CPU 1; per mode in the raw JSON).")
+
+
 def _udp_section(docs: list[dict[str, Any]]) -> list[str]:
-    f = udp_figs(docs)
+    f, ov, off = udp_figs(docs), udp_figs(docs, "overload"), udp_figs(docs, "offered")
     k, n = f.get("kernel"), f.get("nft-dnat")
+    ok, on = ov.get("kernel"), ov.get("nft-dnat")
     d0 = docs[0]
-    out = ["## End-to-end: 64-byte UDP, highest rate with < 0.5 % loss (bench/e2e/run.py)", "",
-           f"{len(docs)} repetition(s) of the paced search; {d0.get('seconds_per_point', '?')} s per point, "
-           f"{d0.get('flows', '?')} flows, generator pinned to CPU 0, balancer to CPU 1.", ""]
-    rows = [[m, show(v, "pps"), show_ratio(ratio(v, k)), show_ratio(ratio(v, n)), f"{v.spread * 100:.0f} %"]
-            for m, v in f.items()]
-    out += [*table(["mode", "pps median (min-max)", "/ kernel", "/ nft DNAT", "drift"], rows), ""]
+    blast = d0.get("blast_seconds")
+    out = ["## End-to-end: 64-byte UDP, lossless rate and rate at overload (bench/e2e/run.py)", "",
+           f"{len(docs)} repetition(s); {d0.get('flows', '?')} flows. **Lossless**: the highest offered rate "
+           f"with < 0.5 % loss (paced search, {d0.get('seconds_per_point', '?')} s per point). **Overload**: "
+           "the generator at full blast"
+           + (f" for {blast} s" if blast else "")
+           + "; delivered = packets/s counted at the real servers inside the blast, offered = what the "
+           "generator got out (it shares CPU 0 with the receive work steered there, so at full blast it "
+           "offers less than the lossless rates of the fastest modes). Ratios are median / median against "
+           "`kernel` (plain forwarding) and `nft-dnat` of the same run. " + _placement_line(docs), ""]
+    rows = []
+    for m in udp_modes(docs):
+        v, o = f.get(m), ov.get(m)
+        if v is None and o is None:
+            continue
+        rows.append([m, show(v, "pps"), show_ratio(ratio(v, k)), show_ratio(ratio(v, n)),
+                     show(o, "pps"), show(off.get(m), "pps"), show_ratio(ratio(o, ok)),
+                     show_ratio(ratio(o, on)),
+                     f"{v.spread * 100:.0f} %" if v is not None else "—"])
+    out += [*table(["mode", "lossless pps median (min-max)", "/ kernel", "/ nft DNAT",
+                    "overload: delivered pps", "offered pps", "/ kernel", "/ nft DNAT", "drift (lossless)"],
+                   rows), ""]
+    errors = {m: r["error"] for d in docs for m, r in d.get("results", {}).items()
+              if isinstance(r, dict) and r.get("error")}
+    out += [f"- **{m} failed:** `{e.splitlines()[0][:300] if e else ''}`" for m, e in errors.items()]
+    if errors:
+        out.append("")
+    sinks = [(m, r["sink"]) for m, r in docs[-1].get("results", {}).items()
+             if isinstance(r, dict) and isinstance(r.get("sink"), dict) and r["sink"].get("ipip")]
+    if sinks:
+        counted = ", ".join(f"{m} {si(float(c['ipip']))}" for m, c in sinks)
+        out += ["IPIP frames counted by the real servers' netdev-ingress sink (last repetition; TUN is "
+                f"counted without decapsulation): {counted}.", ""]
     counters = [(m, r.get("lb_counters")) for m, r in docs[-1].get("results", {}).items()
                 if isinstance(r, dict) and r.get("lb_counters")]
     if counters:
-        out += ["`lb run` exit counters (last repetition):", "", "```"]
+        out += ["Balancer exit counters (`lb run`, pyfwd; last repetition):", "", "```"]
         for m, lines in counters:
             out += [f"{m}: {ln.strip()}" for ln in lines]
         out += ["```", ""]
@@ -311,11 +374,44 @@ def _tcp_section(doc: dict[str, Any]) -> list[str]:
     for c, e in errors.items():
         out += [f"- **{c} failed:** `{e.splitlines()[0][:300] if e else ''}`"]
     offl = {c: r.get("offloads") for c, r in results.items() if isinstance(r, dict) and r.get("offloads")}
-    if offl:
-        c0, o = next(iter(offl.items()))
-        out += ["", f"Offloads on the lab links (`ethtool -k`, balancer side, case {c0}): "
-                + ", ".join(f"{k} {v}" for k, v in o.items()) + "."]
+    seen: list[str] = []
+    for o in offl.values():
+        line = ", ".join(f"{k} {v}" for k, v in o.items())
+        if line in seen:
+            continue
+        seen.append(line)
+        cases = ", ".join(x for x, y in offl.items() if y == o)
+        out += ["", f"Offloads on the lab links (`ethtool -k`, balancer side) for {cases}: {line}."]
+    cost = offload_cost(f)
+    if cost:
+        out += ["", *cost]
     return [*out, ""]
+
+
+def offload_cost(f: dict[str, dict[str, Fig]]) -> list[str]:
+    """What the lab's offloads-off setting costs the kernel itself: each `X-offload` case over `X`."""
+    out = []
+    for case, figs in f.items():
+        if not case.endswith("-offload") or case[: -len("-offload")] not in f:
+            continue
+        base = f[case[: -len("-offload")]]
+        parts = []
+        for k, label, unit in (("gbit_per_s", "iperf3", " Gbit/s"), ("req_per_s", "keep-alive req/s", ""),
+                               ("conn_per_s", "new conn/s", "")):
+            a, b = base.get(k), figs.get(k)
+            r = ratio(a, b)
+            if a is None or b is None or r is None:
+                continue
+            fmt = (lambda v: f"{v:.3g}") if unit else si
+            parts.append(f"{label} {fmt(a.median)}{unit} vs {fmt(b.median)}{unit} with offloads on "
+                         f"({r:.2f}x)")
+        if parts:
+            out.append(f"- **Offloads off cost {case[: -len('-offload')]}:** " + "; ".join(parts) + ".")
+    if out:
+        out.insert(0, "What running with the lab's offloads off costs the kernel itself (every case above "
+                      "except the `-offload` ones runs with TX checksum offload, hence TSO/GSO, off):")
+        out.insert(1, "")
+    return out
 
 
 def _scaling_section(doc: dict[str, Any]) -> list[str]:
@@ -389,6 +485,8 @@ def make_plots(inp: Inputs, outdir: Path) -> list[str]:
         made.append(str(path))
 
     bars("udp_pps", "64-byte UDP, best rate with < 0.5 % loss", udp_figs(inp.udp), "packets/s")
+    bars("udp_pps_overload", "64-byte UDP at overload (generator at full blast), delivered",
+         udp_figs(inp.udp, "overload"), "packets/s")
     tcp = tcp_figs(inp.tcp)
     for key, title, _ in TCP_KEYS[:3]:
         bars(f"tcp_{key}", title, {c: f[key] for c, f in tcp.items() if key in f}, title)

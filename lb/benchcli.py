@@ -3,8 +3,10 @@
 Parts, in order (each one a subprocess, so one failing part does not stop the others):
 - micro    pytest-benchmark over bench/test_bench_*.py (schedulers, conn table, batch cost) → micro.json;
            `--save NAME` / `--compare [ID]` pass through to pytest-benchmark for regressions between commits;
-- udp      bench/e2e/run.py, 64-byte UDP paced loss search (root; repeated --reps times) → udp-N.json;
-- tcp      bench/e2e/tcp.py, wrk / iperf3 through the lab (root) → tcp.json;
+- udp      bench/e2e/run.py, 64-byte UDP: paced loss search + overload point per mode (root; repeated --reps
+           times; the Python modes lb-nat-py and py-naive only in the first repetition) → udp-N.json;
+- tcp      bench/e2e/tcp.py, wrk / iperf3 through the lab (root; also py-naive and the offloads-on
+           route-offload / nft-nat-offload cases) → tcp.json;
 - scaling  bench/e2e/scaling.py, the C data path vs services / dests / connections → scaling.json;
 then bench/report.py writes DIR/RESULTS.md and its PNG plots, and the targets table is printed.
 Raw JSON goes to DIR/raw/.  `--quick` (CI smoke, < 3 minutes) shrinks every part; the full run takes
@@ -24,6 +26,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 PARTS = ("micro", "udp", "tcp", "scaling")
+#: UDP modes (bench/e2e/run.py): every repetition runs UDP_MODES; the first also UDP_ONCE (the Python
+#: engines: slow, "once, for scale"); --quick runs UDP_QUICK once.
+UDP_MODES = ("kernel", "nft-dnat", "lb-nat", "lb-dr", "lb-tun", "lb-nat-v3", "lb-nat-2w")
+UDP_ONCE = ("lb-nat-py", "py-naive")
+UDP_QUICK = ("kernel", "nft-dnat", "lb-nat", "lb-dr", "lb-tun")
+TCP_QUICK = ("route", "nft-nat", "lb-nat", "lb-dr")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,18 +75,22 @@ def plan(args: argparse.Namespace, raw: Path, python: str = sys.executable) -> l
         if args.compare is not None:
             argv.append("--benchmark-compare" + (f"={args.compare}" if args.compare else ""))
         steps.append(Step("micro", argv, out, 300 if quick else 900))
+    prefix = ["--prefix", args.prefix] if getattr(args, "prefix", None) else []
     if "udp" in parts:
-        modes = "kernel,nft-dnat,lb-nat,lb-dr" if quick else "kernel,nft-dnat,lb-nat,lb-dr,lb-nat-2w"
         for i in range(1 if quick else reps):
+            modes = UDP_QUICK if quick else UDP_MODES + (UDP_ONCE if i == 0 else ())
             out = raw / f"udp-{i + 1}.json"
-            argv = [python, str(BENCH / "e2e" / "run.py"), "--modes", modes, "--out", str(out)]
-            argv += ["--seconds", "0.5", "--steps", "1", "--start", "100000"] if quick else \
-                ["--seconds", "1.5", "--steps", "3"]
-            steps.append(Step("udp", argv, out, 150 if quick else 600, root=True))
+            argv = [python, str(BENCH / "e2e" / "run.py"), "--modes", ",".join(modes), "--out", str(out),
+                    *prefix]
+            if quick:
+                argv += ["--seconds", "0.5", "--steps", "1", "--start", "100000", "--blast-seconds", "1"]
+            else:
+                argv += ["--seconds", "1.5", "--steps", "3", "--blast-seconds", "2"]
+            steps.append(Step("udp", argv, out, 150 if quick else 60 + 75 * len(modes), root=True))
     if "tcp" in parts:
         out = raw / "tcp.json"
-        argv = [python, str(BENCH / "e2e" / "tcp.py"), "--out", str(out), "--reps", str(reps)]
-        argv += ["--cases", "route,nft-nat,lb-nat,lb-dr", "--seconds", "1"] if quick else ["--seconds", "4"]
+        argv = [python, str(BENCH / "e2e" / "tcp.py"), "--out", str(out), "--reps", str(reps), *prefix]
+        argv += ["--cases", ",".join(TCP_QUICK), "--seconds", "1"] if quick else ["--seconds", "4"]
         steps.append(Step("tcp", argv, out, 200 if quick else 1200, root=True))
     if "scaling" in parts:
         out = raw / "scaling.json"
@@ -152,6 +164,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save", metavar="NAME", help="pytest-benchmark --benchmark-save=NAME (micro)")
     p.add_argument("--compare", nargs="?", const="", default=None, metavar="ID",
                    help="pytest-benchmark --benchmark-compare[=ID] against a saved run (micro)")
+    p.add_argument("--prefix", metavar="TAG",
+                   help="name prefix of the end-to-end parts' namespaces/labs (up to 3 characters)")
     p.add_argument("--notes", metavar="FILE",
                    help="markdown for RESULTS.md's Notes (default bench/RESULTS-notes.md)")
 

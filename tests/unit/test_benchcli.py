@@ -54,6 +54,7 @@ def test_only_selects_parts_in_fixed_order() -> None:
 
 
 def test_quick_plan_is_small(tmp_path: Path) -> None:
+    """--quick: one UDP run of the small mode list (lb-tun the only addition), short points and blast."""
     steps = benchcli.plan(_args("--quick"), tmp_path, python="py")
     parts = [s.part for s in steps]
     assert parts == ["micro", "udp", "tcp", "scaling"]  # one UDP repetition under --quick
@@ -65,6 +66,30 @@ def test_quick_plan_is_small(tmp_path: Path) -> None:
     assert tcp[tcp.index("--reps") + 1] == "1"
     assert all(s.root == (s.part in ("udp", "tcp")) for s in steps)
     assert sum(s.timeout for s in steps) <= 900
+    udp = steps[1].argv
+    assert udp[udp.index("--modes") + 1] == "kernel,nft-dnat,lb-nat,lb-dr,lb-tun"
+    assert udp[udp.index("--blast-seconds") + 1] == "1"
+    assert tcp[tcp.index("--cases") + 1] == "route,nft-nat,lb-nat,lb-dr"
+    assert "--prefix" not in udp
+
+
+def test_full_plan_runs_every_mode_and_case(tmp_path: Path) -> None:
+    """Full run: every repetition has the C modes (TUN, V3 ring, 2 workers), the first also the Python ones;
+    TCP runs its default cases (py-naive and the offloads-on ones included); --prefix reaches both."""
+    steps = benchcli.plan(_args("--only", "udp,tcp", "--prefix", "bu"), tmp_path, python="py")
+    udp = [s.argv for s in steps if s.part == "udp"]
+    modes = [a[a.index("--modes") + 1].split(",") for a in udp]
+    assert len(modes) == 3
+    for m in modes:
+        assert {"kernel", "nft-dnat", "lb-nat", "lb-dr", "lb-tun", "lb-nat-v3", "lb-nat-2w"} <= set(m)
+    assert {"lb-nat-py", "py-naive"} <= set(modes[0])
+    assert not {"lb-nat-py", "py-naive"} & set(modes[1] + modes[2])
+    assert all(a[a.index("--blast-seconds") + 1] == "2" for a in udp)
+    assert all(a[a.index("--prefix") + 1] == "bu" for s in steps for a in [s.argv])
+    tcp = next(s for s in steps if s.part == "tcp").argv
+    assert "--cases" not in tcp  # tcp.py's DEFAULT_CASES
+    # the first UDP repetition has more modes, so more time
+    assert steps[0].timeout > steps[1].timeout
 
 
 def test_full_plan_repeats_and_passes_save_compare(tmp_path: Path) -> None:
@@ -144,7 +169,7 @@ def test_median_min_max_and_ratios() -> None:
     inp = report.Inputs(udp=[_udp(0), _udp(1), _udp(2)], tcp=_tcp())
     text = report.render(inp, META)
     # UDP: lb-nat 300k/330k/360k -> median 330k (300k-360k); kernel median 510k -> 0.65x; nft 340k -> 0.97x
-    assert "| lb-nat | 330 kpps (300 kpps-360 kpps) | 0.65x | 0.97x | 18 % |" in text
+    assert "| lb-nat | 330 kpps (300 kpps-360 kpps) | 0.65x | 0.97x | — | — | — | — | 18 % |" in text
     assert "| kernel | 510 kpps (500 kpps-520 kpps) | 1.00x |" in text
     # TCP: lb-nat conn/s median 8000 vs route 11000 (0.73x) and nft 10000 (0.80x)
     assert "| lb-nat | 0.73x / 0.80x | 0.60x / 0.75x | 0.60x / 0.67x |" in text
@@ -162,13 +187,13 @@ def test_targets_met_missed_not_measured() -> None:
     got = {t.what: (t.value, t.verdict) for t in report.targets(inp)}
     assert got["issue 2: rr ≥ 10 M picks/s (C, batch; worst of 8/64/1024 dests)"] == ("20 Mpicks/s", "met")
     mh = got["issue 2: mh ≥ 10 M picks/s (C, batch; worst of 8/64/1024 dests)"]
-    assert mh == ("8 Mpicks/s", "missed")
+    assert mh == ("8 Mpicks/s", "MISSED")
     assert got["issue 2: C ≥ 50x the Python twin (worst scheduler and size)"] == ("80x", "met")
     assert got["issue 2: ≥ 5 M lookups/s with 1 M entries"] == ("6 M/s", "met")
     assert got["issue 3: UDP lb-nat ≥ 0.56x kernel forwarding"] == ("0.60x", "met")
-    assert got["issue 3 (goal): UDP lb-nat ≥ 1.0x nftables DNAT"] == ("0.88x", "missed")
+    assert got["issue 3 (goal): UDP lb-nat ≥ 1.0x nftables DNAT"] == ("0.88x", "MISSED")
     assert got["issues 3, 7: lb-nat new conn/s ≥ 0.8x nftables DNAT"] == ("0.80x", "met")
-    assert got["issue 7: lb-nat keep-alive req/s ≥ 0.8x nftables DNAT"] == ("0.75x", "missed")
+    assert got["issue 7: lb-nat keep-alive req/s ≥ 0.8x nftables DNAT"] == ("0.75x", "MISSED")
     assert got["issue 7: lb-nat bulk throughput ≥ 0.5x kernel forwarding"] == ("0.60x", "met")
     assert got["issue 7: lb-dr bulk throughput ≥ 0.5x kernel forwarding"] == ("—", "not measured")
     assert got["issue 7: lb-tun keep-alive req/s ≥ 0.8x nftables DNAT"] == ("—", "not measured")
@@ -188,7 +213,7 @@ def test_main_writes_results_from_files(tmp_path: Path) -> None:
     assert rc == 0
     text = out.read_text()
     assert text.startswith("# pyvs benchmark results\n")
-    assert "2 repetition(s) of the paced search" in text
+    assert "2 repetition(s); 16 flows" in text
     assert "### vs services" in text
     assert "| 1 | 2 M/s (1 M/s-3 M/s) | 5 Mpps (1 run) |" in text
     assert "`test_lookup_hit[1000000]`" in text
