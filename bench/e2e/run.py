@@ -40,8 +40,9 @@ workers are pinned to CPU 1 as well, so on this 2-core machine the question is o
 a TPACKET_V3 TX ring (`--tx-ring`) instead of sendmmsg.  py-naive = the lab's naive Python forwarder
 (lb/lab/pyfwd.py, DR: one AF_PACKET socket, recv + hash + send per frame): it sends each frame back out of
 the link it came in on, so for this mode the balancer's three links are ports of one bridge (bbr0, with
-l0's MAC and static FDB entries for the servers' MACs) and the forwarder listens on the bridge; the bridge
-is removed after the mode.  Its search starts at --slow-start too.
+l0's MAC and static FDB entries for the servers' MACs) and the forwarder listens on the bridge; it does
+not answer ARP, so the client gets a permanent neighbour entry for the VIP; bridge and entry are removed
+after the mode.  Its search starts at --slow-start too.
 """
 
 from __future__ import annotations
@@ -213,8 +214,12 @@ class Topo:
         sh("ip", "-n", self.l, "link", "set", BRIDGE, "up")
         for r, dev in ((self.r1, "l1"), (self.r2, "l2")):
             sh("bridge", "-n", self.l, "fdb", "replace", self.mac(r, "r0"), "dev", dev, "master", "static")
+        # the VIP is on the client's subnet, so the client asks for it by ARP; lb answers for its VIPs, the
+        # naive forwarder does not: the client gets a permanent entry (the bridge's MAC) for this mode
+        sh("ip", "-n", self.c, "neigh", "replace", VIP, "lladdr", mac, "dev", "c0", "nud", "permanent")
 
     def bridge_down(self) -> None:
+        sh("ip", "-n", self.c, "neigh", "del", VIP, "dev", "c0", check=False)
         sh("ip", "-n", self.l, "link", "del", BRIDGE, check=False)
 
     def down(self) -> None:
