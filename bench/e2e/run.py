@@ -28,7 +28,8 @@ Two figures per mode:
   with < 0.5 % loss, with every point;
 - overload: the generator at full blast (udpgen rate 0) for --blast-seconds; delivered pps = the servers' rx
   counters over a window inside the blast (after a warm-up, before the end, so that neither the ramp nor a
-  ring drained after the generator stopped is counted), offered pps = what the generator sent per second.
+  ring drained after the generator stopped is counted), offered pps = the client link's tx packets + tx
+  drops over the same window (the generator's own average is kept as gen_pps).
 
 Modes: kernel = plain IP forwarding to real1 (the practical limit); nft-dnat = nftables DNAT with numgen inc
 round robin over both real servers (conntrack on); lb-nat / lb-dr / lb-tun = `lb run` (C engine, TPACKET_V2
@@ -137,13 +138,23 @@ def parse_sink(doc: dict[str, Any]) -> dict[str, int]:
     return out
 
 
-def overload_point(sent: int, gen_seconds: float, got: int, window_s: float) -> dict[str, float]:
-    """The overload figure: offered = generator rate, delivered = rx over the window, loss from the two."""
-    offered = sent / gen_seconds if gen_seconds else 0.0
+def overload_point(sent: int, gen_seconds: float, got: int, window_s: float,
+                   offered_in_window: int | None = None) -> dict[str, float]:
+    """The overload figure: delivered = the servers' rx over the window; offered = what the client's link
+    took over the same window (tx packets + tx drops: a veth counts a frame its peer's backlog refused as a
+    tx drop), else the generator's average; loss from the two."""
+    if offered_in_window is not None and window_s:
+        offered = offered_in_window / window_s
+    else:
+        offered = sent / gen_seconds if gen_seconds else 0.0
     delivered = got / window_s if window_s else 0.0
-    return {"offered_pps": round(offered), "delivered_pps": round(delivered), "sent": sent,
-            "received_in_window": got, "window_s": round(window_s, 3), "gen_seconds": round(gen_seconds, 3),
-            "loss": round(max(0.0, 1.0 - delivered / offered), 5) if offered else 1.0}
+    out = {"offered_pps": round(offered), "delivered_pps": round(delivered), "sent": sent,
+           "gen_pps": round(sent / gen_seconds) if gen_seconds else 0,
+           "received_in_window": got, "window_s": round(window_s, 3), "gen_seconds": round(gen_seconds, 3),
+           "loss": round(max(0.0, 1.0 - delivered / offered), 5) if offered else 1.0}
+    if offered_in_window is not None:
+        out["offered_in_window"] = offered_in_window
+    return out
 
 
 def sh(*argv: str, check: bool = True, input_text: str | None = None, timeout: float = 30) -> str:
@@ -232,6 +243,11 @@ class Topo:
             data = json.loads(sh("ip", "-n", r, "-s", "-j", "link", "show", "r0"))
             total += int(data[0]["stats64"]["rx"]["packets"])
         return total
+
+    def offered(self) -> int:
+        """Frames the client's link has taken so far: tx packets + tx drops (refused by l0's backlog)."""
+        tx = json.loads(sh("ip", "-n", self.c, "-s", "-j", "link", "show", "c0"))[0]["stats64"]["tx"]
+        return int(tx["packets"]) + int(tx.get("dropped", 0))
 
     def sink(self) -> dict[str, int]:
         total = {"udp": 0, "ipip": 0}
@@ -408,9 +424,9 @@ class Mode:
                                text=True)
         try:
             time.sleep(warm)
-            rx0, t0 = self.t.rx(), time.monotonic()
-            time.sleep(max(0.1, secs - warm - 0.35))
-            rx1, t1 = self.t.rx(), time.monotonic()
+            tx0, rx0, t0 = self.t.offered(), self.t.rx(), time.monotonic()
+            time.sleep(max(0.1, secs - warm - 0.4))
+            tx1, rx1, t1 = self.t.offered(), self.t.rx(), time.monotonic()
             out, err = gen.communicate(timeout=secs + 20)
         finally:
             if gen.poll() is None:
@@ -419,7 +435,7 @@ class Mode:
         if gen.returncode != 0:
             raise RuntimeError(f"udpgen: {gen.returncode}: {err.strip()}")
         sent, gen_s = parse_gen(out)
-        pt = overload_point(sent, gen_s, rx1 - rx0, t1 - t0)
+        pt = overload_point(sent, gen_s, rx1 - rx0, t1 - t0, tx1 - tx0)
         time.sleep(0.3)
         if self.proc is not None and rx1 > rx0:
             pt["lb_cpu_s"] = round(self.cpu_s() - cpu0, 3)

@@ -102,6 +102,10 @@ def test_overload_point() -> None:
     # delivering more than offered (ring drained into the window) is no negative loss
     assert run.overload_point(100, 1.0, 200, 1.0)["loss"] == 0.0
     assert run.overload_point(0, 0.0, 0, 0.0)["loss"] == 1.0
+    # offered over the same window as delivered, when the client link's counters were read
+    pt = run.overload_point(sent=300_000, gen_seconds=2.0, got=80_000, window_s=0.8,
+                            offered_in_window=160_000)
+    assert (pt["offered_pps"], pt["gen_pps"], pt["loss"]) == (200_000, 150_000, 0.5)
 
 
 def test_ratios_cover_lossless_and_overload() -> None:
