@@ -1,6 +1,7 @@
 """Markdown tables and PNG plots for the end-to-end scaling sweep (bench/e2e/scale_lab.py's JSON).
 
-    from bench.report_scale import section, plots     # or: python bench/report_scale.py FILE.json [OUTDIR]
+    from bench.report_scale import section, plots
+    .venv/bin/python bench/report_scale.py RUN.json [RUN2.json ...] [--plots DIR] [--merged FILE]
 
 `section(doc)` renders one markdown section: per sweep (services, dests, conns) and per figure (established
 pps, new flows/s, established pps spread over all services) a table of median (min-max) over the
@@ -11,6 +12,7 @@ outdir)` draws one PNG per sweep (matplotlib, Agg backend) and returns their pat
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -93,6 +95,15 @@ def grid(pts: Sequence[dict[str, Any]]) -> tuple[list[int], list[str], dict[tupl
     return sorted({x for x, _ in by}), balancers_of(pts), by
 
 
+def _first(by: dict[tuple[int, str], dict[str, Any]], xs: Sequence[int], b: str, key: str) -> list[float]:
+    """The figure of the first x (in xs' order) where balancer b has one."""
+    for x in xs:
+        vals = by.get((x, b), {}).get(key)
+        if vals:
+            return list(vals)
+    return []
+
+
 def _lb_vs_nft(bals: Sequence[str]) -> tuple[str, str] | None:
     lb = next((b for b in bals if b.startswith("lb-")), None)
     nft = "nft-linear" if "nft-linear" in bals else next((b for b in bals if b.startswith("nft")), None)
@@ -105,7 +116,7 @@ def metric_table(pts: Sequence[dict[str, Any]], sweep: str, key: str) -> list[st
     bals = [b for b in bals if any(by.get((x, b), {}).get(key) for x in xs)]
     if not bals:
         return []
-    first: dict[str, list[float]] = {b: next((by[(x, b)][key] for x in xs if by.get((x, b), {}).get(key)), []) for b in bals}
+    first = {b: _first(by, xs, b, key) for b in bals}
     pair = _lb_vs_nft(bals)
     head = [sweep, *bals, *(f"{b} vs {xs[0]:,}" for b in bals)]
     if pair:
@@ -150,8 +161,7 @@ def summary(doc: dict[str, Any]) -> list[str]:
         for key, what, _ in METRICS:
             parts = []
             for b in bals:
-                lo: list[float] = next((by[(x, b)][key] for x in xs if by.get((x, b), {}).get(key)), [])
-                hi: list[float] = next((by[(x, b)][key] for x in reversed(xs) if by.get((x, b), {}).get(key)), [])
+                lo, hi = _first(by, xs, b, key), _first(by, list(reversed(xs)), b, key)
                 r = ratio(hi, lo)
                 if r is not None:
                     parts.append(f"{b} {show_ratio(r)}")
@@ -244,14 +254,35 @@ def plots(doc: dict[str, Any], outdir: Path) -> list[Path]:
     return made
 
 
+def merge(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Several scale_lab runs (e.g. one per sweep or per balancer) as one document: the first run's header,
+    every run's points, later points replacing earlier ones for the same (sweep, x, balancer)."""
+    if not docs:
+        return {}
+    out = {k: v for k, v in docs[0].items() if k != "results"}
+    merged: dict[str, dict[tuple[int, str], dict[str, Any]]] = {}
+    for d in docs:
+        for sweep, pts in d.get("results", {}).items():
+            for p in pts:
+                merged.setdefault(sweep, {})[(int(p["x"]), p["balancer"])] = p
+    out["results"] = {s: list(v.values()) for s, v in merged.items()}
+    out["runs"] = len(docs)
+    out["wall_s"] = round(sum(float(d.get("wall_s", 0)) for d in docs), 1)
+    return out
+
+
 def main(argv: Sequence[str]) -> int:
-    if not argv:
-        print("usage: report_scale.py FILE.json [OUTDIR]", file=sys.stderr)
-        return 2
-    doc = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("json", nargs="+", help="scale_lab.py output(s); several are merged")
+    ap.add_argument("--plots", metavar="DIR", help="also write the PNGs here")
+    ap.add_argument("--merged", metavar="FILE", help="write the merged JSON here")
+    args = ap.parse_args(argv)
+    doc = merge([json.loads(Path(p).read_text(encoding="utf-8")) for p in args.json])
+    if args.merged:
+        Path(args.merged).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     print(section(doc))
-    if len(argv) > 1:
-        for p in plots(doc, Path(argv[1])):
+    if args.plots:
+        for p in plots(doc, Path(args.plots)):
             print(f"wrote {p}")
     return 0
 
