@@ -312,10 +312,12 @@ def _udp_section(docs: list[dict[str, Any]]) -> list[str]:
            f"with < 0.5 % loss (paced search, {d0.get('seconds_per_point', '?')} s per point). **Overload**: "
            "the generator at full blast"
            + (f" for {blast} s" if blast else "")
-           + "; delivered = packets/s counted at the real servers inside the blast, offered = what the "
-           "generator got out (it shares CPU 0 with the receive work steered there, so at full blast it "
-           "offers less than the lossless rates of the fastest modes). Ratios are median / median against "
-           "`kernel` (plain forwarding) and `nft-dnat` of the same run. " + _placement_line(docs), ""]
+           + "; delivered = packets/s counted at the real servers in a window inside the blast, offered = "
+           "frames the client's link took in the same window (tx + tx drops; older runs: the generator's "
+           "average). Where offered ≈ delivered, the generator's core (which also does the receive work "
+           "steered to CPU 0) was the limit, not the balancer; the balancer's own ring drops are in its exit "
+           "counters below. Ratios are median / median against `kernel` (plain forwarding) and `nft-dnat` "
+           "of the same run. " + _placement_line(docs), ""]
     rows = []
     for m in udp_modes(docs):
         v, o = f.get(m), ov.get(m)

@@ -4,13 +4,14 @@ Parts, in order (each one a subprocess, so one failing part does not stop the ot
 - micro    pytest-benchmark over bench/test_bench_*.py (schedulers, conn table, batch cost) → micro.json;
            `--save NAME` / `--compare [ID]` pass through to pytest-benchmark for regressions between commits;
 - udp      bench/e2e/run.py, 64-byte UDP: paced loss search + overload point per mode (root; repeated --reps
-           times; the Python modes lb-nat-py and py-naive only in the first repetition) → udp-N.json;
+           times; lb-nat-2w, lb-nat-py and py-naive only in the first repetition) → udp-N.json;
 - tcp      bench/e2e/tcp.py, wrk / iperf3 through the lab (root; also py-naive and the offloads-on
            route-offload / nft-nat-offload cases) → tcp.json;
 - scaling  bench/e2e/scaling.py, the C data path vs services / dests / connections → scaling.json;
 then bench/report.py writes DIR/RESULTS.md and its PNG plots, and the targets table is printed.
-Raw JSON goes to DIR/raw/.  `--quick` (CI smoke, < 3 minutes) shrinks every part; the full run takes
-about 20-30 minutes on a 2-core machine.  Parts that need root are skipped (and say so) without it.
+Raw JSON goes to DIR/raw/.  `--quick` (CI smoke, < 3 minutes: ~2m10s measured on the shared 2-core box)
+shrinks every part; the full run takes about 22-27 minutes on a 2-core machine (UDP ~11, TCP ~7.5, micro
+~5, scaling ~1.5).  Parts that need root are skipped (and say so) without it.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 PARTS = ("micro", "udp", "tcp", "scaling")
 #: UDP modes (bench/e2e/run.py): every repetition runs UDP_MODES; the first also UDP_ONCE (the Python
-#: engines: slow, "once, for scale"); --quick runs UDP_QUICK once.
-UDP_MODES = ("kernel", "nft-dnat", "lb-nat", "lb-dr", "lb-tun", "lb-nat-v3", "lb-nat-2w")
-UDP_ONCE = ("lb-nat-py", "py-naive")
+#: forwarders, "once, for scale", and --workers 2, inconclusive on 2 cores: ~30 s a mode-run, so the full
+#: run stays well under 30 minutes); --quick runs UDP_QUICK once.
+UDP_MODES = ("kernel", "nft-dnat", "lb-nat", "lb-dr", "lb-tun", "lb-nat-v3")
+UDP_ONCE = ("lb-nat-2w", "lb-nat-py", "py-naive")
 UDP_QUICK = ("kernel", "nft-dnat", "lb-nat", "lb-dr", "lb-tun")
 TCP_QUICK = ("route", "nft-nat", "lb-nat", "lb-dr")
 

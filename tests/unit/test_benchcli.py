@@ -81,9 +81,9 @@ def test_full_plan_runs_every_mode_and_case(tmp_path: Path) -> None:
     modes = [a[a.index("--modes") + 1].split(",") for a in udp]
     assert len(modes) == 3
     for m in modes:
-        assert {"kernel", "nft-dnat", "lb-nat", "lb-dr", "lb-tun", "lb-nat-v3", "lb-nat-2w"} <= set(m)
-    assert {"lb-nat-py", "py-naive"} <= set(modes[0])
-    assert not {"lb-nat-py", "py-naive"} & set(modes[1] + modes[2])
+        assert {"kernel", "nft-dnat", "lb-nat", "lb-dr", "lb-tun", "lb-nat-v3"} <= set(m)
+    assert {"lb-nat-py", "py-naive", "lb-nat-2w"} <= set(modes[0])
+    assert not {"lb-nat-py", "py-naive", "lb-nat-2w"} & set(modes[1] + modes[2])
     assert all(a[a.index("--blast-seconds") + 1] == "2" for a in udp)
     assert all(a[a.index("--prefix") + 1] == "bu" for s in steps for a in [s.argv])
     tcp = next(s for s in steps if s.part == "tcp").argv
