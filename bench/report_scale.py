@@ -72,6 +72,17 @@ def ratio(a: Sequence[float], b: Sequence[float]) -> float | None:
     return ma[0] / mb[0]
 
 
+KIND = {"pps": "established", "new_per_s": "new", "pps_spread": "spread"}
+
+
+def unsaturated(p: dict[str, Any], key: str, loss_min: float = 0.01) -> bool:
+    """True when the blasts behind this figure lost (median) less than loss_min of what the generator sent:
+    the balancer kept up, so the figure is the generator's (a lower bound), not the balancer's limit."""
+    losses = [1.0 - b["received"] / b["sent"] for b in p.get("blasts", [])
+              if b.get("kind") == KIND.get(key) and b.get("sent")]
+    return bool(losses) and statistics.median(losses) < loss_min
+
+
 def table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -126,7 +137,8 @@ def metric_table(pts: Sequence[dict[str, Any]], sweep: str, key: str) -> list[st
         row = [f"{x:,}"]
         for b in bals:
             p = by.get((x, b), {})
-            row.append(cell(p.get(key, []), " †" if p.get("over_ct_max") else ""))
+            mark = (" †" if p.get("over_ct_max") else "") + (" °" if unsaturated(p, key) else "")
+            row.append(cell(p.get(key, []), mark))
         row += [show_ratio(ratio(by.get((x, b), {}).get(key, []), first[b])) for b in bals]
         if pair:
             row.append(show_ratio(ratio(by.get((x, pair[0]), {}).get(key, []),
@@ -200,6 +212,10 @@ def section(doc: dict[str, Any]) -> str:
             t = metric_table(pts, sweep, key)
             if t:
                 out += [f"{what}:", "", *t, ""]
+        if any(unsaturated(p, k) for p in pts for k, _, _ in METRICS):
+            out += ["° the balancer lost < 1 % of what the generator sent: the figure is the generator's "
+                    "(CPU 0, shared with the real servers' receive work), a lower bound of the balancer's.",
+                    ""]
         if sweep == "conns" and any(p.get("over_ct_max") for p in pts):
             out += [f"† above conntrack's limit: nf_conntrack_max = {ct.get('max', '?'):,} on this machine, "
                     "and it cannot be raised from inside a namespace (read-only there"

@@ -81,6 +81,17 @@ def test_section_marks_conntrack_limit() -> None:
     assert "### vs dests" not in md
 
 
+def test_unsaturated_points_are_marked() -> None:
+    blasts = [{"kind": "established", "sent": 1000, "received": 998},
+              {"kind": "new", "sent": 1000, "received": 500}]
+    p = _pt("dests", 1, "lb-nat", [998.0], [500.0], blasts=blasts)
+    assert rs.unsaturated(p, "pps")
+    assert not rs.unsaturated(p, "new_per_s") and not rs.unsaturated(p, "pps_spread")
+    md = rs.section({"results": {"dests": [p]}})
+    assert "| 1 | 998 ° (1 run) |" in md and "| 1 | 500 (1 run) |" in md
+    assert "° the balancer lost < 1 %" in md
+
+
 def test_merge_later_points_win() -> None:
     a = {"reps": 3, "wall_s": 100, "results": {"services": [_pt("services", 1, "lb-nat", [1.0])]}}
     b = {"reps": 1, "wall_s": 50, "results": {"services": [_pt("services", 1, "lb-nat", [2.0]),
