@@ -224,6 +224,8 @@ class Ctx:
     ct_max: int = 0
     ct_writable: bool = False
     mac: str = ""
+    #: every `lb run` started, stopped again in main's finally whatever happened
+    procs: list[subprocess.Popen[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -304,6 +306,14 @@ class Balancer:
         return self.errpath.read_text(errors="replace") if self.errpath.exists() else ""
 
     def __enter__(self) -> Balancer:
+        try:
+            self._setup()
+        except BaseException:
+            self.__exit__()     # a failed start must not leave `lb run` behind
+            raise
+        return self
+
+    def _setup(self) -> None:
         t, a = self.ctx.topo, self.ctx.args
         if self.is_lb:
             t.place("0", a.rps_servers)
@@ -316,7 +326,6 @@ class Balancer:
             t0 = time.monotonic()
             nsx(t.l, "nft", "-f", "-", input_text=text, timeout=120)
             self.config_s = time.monotonic() - t0
-        return self
 
     def _start_lb(self) -> None:
         """lb-nat / lb-dr: start `lb run` empty, then ONE `lbadm -R` over its control socket (timed);
@@ -340,6 +349,7 @@ class Balancer:
                  *cfg, "--duration", "600", "--batch", "64",
                  "--conn-max", str(self.conn_max), *a.lb_arg],
                 text=True, stderr=errf, stdout=subprocess.DEVNULL, env=env)
+            self.ctx.procs.append(self.proc)
         finally:
             errf.close()
         deadline = time.monotonic() + 120
@@ -540,6 +550,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                             continue
                         results.setdefault(sweep, []).append(measure_point(ctx, sweep, x, name))
     finally:
+        for proc in ctx.procs if ctx else []:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
     doc = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "kernel": platform.release(),
            "cpus": os.cpu_count(), "frame_bytes": 64, "quick": args.quick, "reps": args.reps,
