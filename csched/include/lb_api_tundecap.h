@@ -59,10 +59,12 @@ struct lb_tundecap *lb_tundecap_open(int raw_fd, int tun_fd, const uint8_t *vip,
 				     const struct lb_tundecap_cfg *cfg);
 void lb_tundecap_close(struct lb_tundecap *t);
 
-/* Receive and decapsulate until `budget` packets have been handled, or the socket is empty after at most
- * one poll() of timeout_ms (0: do not wait; the call then returns at once when nothing is queued).
- * Returns the number of packets handled (passed or dropped), or -errno (-EINTR when a signal arrived
- * during the wait: the caller's signal handlers run as soon as the call returns). */
+/* Receive and decapsulate until `budget` packets have been handled, or no packet has arrived for
+ * timeout_ms (0: do not wait; return as soon as nothing is queued).  On a blocking raw_fd the wait is
+ * a recvmmsg with MSG_WAITFORONE and SO_RCVTIMEO = timeout_ms (set here on the caller's socket); on a
+ * non-blocking one, a poll().  Returns the number of packets handled (passed or dropped), or -errno
+ * (-EINTR when a signal arrived while nothing had been handled: the caller's signal handlers run as soon
+ * as the call returns; -EINVAL for timeout_ms < 0). */
 int lb_tundecap_poll(struct lb_tundecap *t, uint32_t budget, int timeout_ms);
 
 void lb_tundecap_stats(const struct lb_tundecap *t, struct lb_tundecap_stats *out);

@@ -4,15 +4,17 @@
  * re-injects the inner packet as if it had arrived on the tunnel device; here a raw socket gets a copy
  * of every IPIP packet for this host (outer header included), and writing the inner packet into a TUN
  * device that holds the VIP does the re-injection.  Python twin: lb/lab/tundecap.py (run_python).
- * One recvmmsg per batch, one write() per inner packet (a TUN write is one packet), no allocation after
- * lb_tundecap_open.
+ * One recvmmsg per batch (blocking with MSG_WAITFORONE, so a wake-up costs one system call), one write()
+ * per inner packet (a TUN write is one packet), no allocation after lb_tundecap_open.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include "lb_api_tundecap.h"
@@ -29,6 +31,8 @@ struct lb_tundecap {
 	uint8_t vip[4];
 	uint32_t batch;
 	uint32_t slot;
+	int nonblock;			/* raw_fd has O_NONBLOCK: wait in poll(), not in recvmmsg */
+	int rcvtimeo_ms;		/* SO_RCVTIMEO last set on raw_fd (-1: not yet) */
 	uint8_t *slab;			/* batch * slot bytes */
 	struct iovec *iov;		/* one per slot */
 	struct mmsghdr *msgs;		/* one per slot */
@@ -75,6 +79,9 @@ struct lb_tundecap *lb_tundecap_open(int raw_fd, int tun_fd, const uint8_t *vip,
 	memcpy(t->vip, vip, 4);
 	t->batch = batch;
 	t->slot = slot;
+	int fl = fcntl(raw_fd, F_GETFL);
+	t->nonblock = fl >= 0 && (fl & O_NONBLOCK);
+	t->rcvtimeo_ms = -1;
 	t->slab = malloc((size_t)batch * slot);
 	t->iov = calloc(batch, sizeof(*t->iov));
 	t->msgs = calloc(batch, sizeof(*t->msgs));
@@ -146,16 +153,37 @@ static void td_handle(struct lb_tundecap *t, unsigned int n)
 	}
 }
 
+/* Set the raw socket's receive timeout (the wait of a blocking recvmmsg with MSG_WAITFORONE). */
+static int td_set_timeout(struct lb_tundecap *t, int timeout_ms)
+{
+	if (timeout_ms == t->rcvtimeo_ms)
+		return 0;
+	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+	if (setsockopt(t->raw_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	t->rcvtimeo_ms = timeout_ms;
+	return 0;
+}
+
 int lb_tundecap_poll(struct lb_tundecap *t, uint32_t budget, int timeout_ms)
 {
-	if (!t)
+	if (!t || timeout_ms < 0)
 		return -EINVAL;
+	/* A blocking socket waits inside recvmmsg (MSG_WAITFORONE: sleep until one packet, then take what
+	 * is queued without waiting more): one system call per wake-up.  A non-blocking one needs poll(). */
+	int wait = timeout_ms > 0 && !t->nonblock;
+	if (wait) {
+		int rc = td_set_timeout(t, timeout_ms);
+		if (rc < 0)
+			return rc;
+	}
+	/* MSG_TRUNC: msg_len is the packet's real length, so rx_bytes counts what arrived */
+	int flags = MSG_TRUNC | (wait ? MSG_WAITFORONE : MSG_DONTWAIT);
 	uint32_t done = 0;
-	int waited = 0;
+	int polled = 0;
 	while (done < budget) {
 		uint32_t want = budget - done < t->batch ? budget - done : t->batch;
-		/* MSG_TRUNC: msg_len is the packet's real length, so rx_bytes counts what arrived */
-		int n = recvmmsg(t->raw_fd, t->msgs, want, MSG_DONTWAIT | MSG_TRUNC, NULL);
+		int n = recvmmsg(t->raw_fd, t->msgs, want, flags, NULL);
 		if (n > 0) {
 			td_handle(t, (unsigned int)n);
 			done += (uint32_t)n;
@@ -165,8 +193,8 @@ int lb_tundecap_poll(struct lb_tundecap *t, uint32_t budget, int timeout_ms)
 			return done ? (int)done : -EINTR;
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 			return done ? (int)done : -errno;
-		/* Nothing queued: return what was done, or wait once. */
-		if (done || waited || timeout_ms == 0)
+		/* Nothing arrived within the timeout (blocking), or nothing queued (non-blocking). */
+		if (wait || done || polled || timeout_ms == 0)
 			break;
 		struct pollfd pfd = { .fd = t->raw_fd, .events = POLLIN };
 		int rc = poll(&pfd, 1, timeout_ms);
@@ -174,7 +202,7 @@ int lb_tundecap_poll(struct lb_tundecap *t, uint32_t budget, int timeout_ms)
 			return -errno;
 		if (rc == 0)
 			break;
-		waited = 1;
+		polled = 1;
 	}
 	return (int)done;
 }

@@ -7,7 +7,8 @@
  *     protocol not 4, inner not IPv4, inner destination not the VIP, inner total length < 20 or too long;
  *   - lb_tundecap_poll over a datagram socketpair (standing in for the raw socket) and a pipe (standing
  *     in for the TUN fd): passed inner packets arrive in order and byte-exact, drops and truncated
- *     packets are counted by reason, a failing write is counted, budget and timeout are honoured;
+ *     packets are counted by reason, a failing write is counted, budget and timeout are honoured, on a
+ *     non-blocking socket (poll) and on a blocking one (recvmmsg MSG_WAITFORONE with SO_RCVTIMEO);
  *   - bad arguments to lb_tundecap_open are refused.
  */
 #define _GNU_SOURCE
@@ -172,6 +173,36 @@ static void test_poll(void)
 	close(sv[1]);
 }
 
+/* A blocking socket waits inside recvmmsg (MSG_WAITFORONE + SO_RCVTIMEO) and returns what is queued. */
+static void test_poll_blocking(void)
+{
+	int sv[2], pp[2];
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
+	CHECK_EQ(pipe2(pp, O_NONBLOCK), 0);
+	struct lb_tundecap *t = lb_tundecap_open(sv[0], pp[1], VIP, NULL);
+	CHECK(t != NULL, "open");
+	CHECK_EQ(lb_tundecap_poll(t, 64, 20), 0);	/* nothing for 20 ms */
+	CHECK_EQ(lb_tundecap_poll(t, 64, -1), -EINVAL);
+	uint8_t b[128];
+	uint32_t n = ipip(b, 5, 4, VIP, 8, 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(write(sv[1], b, n), n);
+	CHECK_EQ(lb_tundecap_poll(t, 64, 20), 3);	/* takes the three, then waits 20 ms for more */
+	CHECK_EQ(lb_tundecap_poll(t, 2, 0), 0);
+	CHECK_EQ(write(sv[1], b, n), n);
+	CHECK_EQ(write(sv[1], b, n), n);
+	CHECK_EQ(lb_tundecap_poll(t, 1, 1000), 1);	/* budget reached: no wait */
+	CHECK_EQ(lb_tundecap_poll(t, 1, 0), 1);
+	struct lb_tundecap_stats st;
+	lb_tundecap_stats(t, &st);
+	CHECK_EQ(st.passed, 5);
+	lb_tundecap_close(t);
+	close(pp[0]);
+	close(pp[1]);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void test_open_args(void)
 {
 	struct lb_tundecap_cfg big = { .batch = 2000, .slot = 0 };
@@ -192,6 +223,7 @@ int main(void)
 {
 	test_classify();
 	test_poll();
+	test_poll_blocking();
 	test_open_args();
 	return DONE();
 }

@@ -11,8 +11,9 @@ rp_filter is turned off (the inner source is not reachable through the TUN devic
 suppressed (arp_ignore=1, arp_announce=2), as for a DR real server.
 
 Two implementations of step 3, with the same checks and the same counters:
-- `--impl c` (default): csched/src/tundecap.c receives batches of up to 64 packets per recvmmsg and writes
-  each inner packet into the TUN device, returning to Python every 200 ms (signals stay prompt);
+- `--impl c` (default): csched/src/tundecap.c sleeps in a blocking recvmmsg (MSG_WAITFORONE: one system
+  call per wake-up) that takes up to 64 queued packets, writes each inner packet into the TUN device, and
+  returns to Python after 4096 packets, 200 ms without traffic, or a signal (so SIGTERM stays prompt);
 - `--impl python`: `run_python` below, one select + recv + write per packet: the readable twin.
 The environment variable LB_TUNDECAP_IMPL (c|python) sets the default, so a lab or benchmark can pick the
 implementation without passing a flag through.  `--kernel-ipip` uses a kernel ipip device instead where the
@@ -41,7 +42,8 @@ IPPROTO_IPIP = 4
 IMPLS = ("c", "python")
 ENV_IMPL = "LB_TUNDECAP_IMPL"
 SLOT = 65536  # receive buffer per packet: any IPv4 datagram fits
-POLL_MS = 200  # the C loop returns to Python at least this often
+POLL_MS = 200  # the C loop returns to Python after this long without a packet
+BUDGET = 4096  # ... or after this many packets
 
 #: Verdicts of classify(), in the order the checks run; index = LB_TD_* in lb_api_tundecap.h.
 REASONS = ("pass", "short", "outer_version", "outer_hlen", "not_ipip", "inner_version", "not_vip",
@@ -223,7 +225,7 @@ def run_c(raw: socket.socket, tun_fd: int, vip: bytes, st: DecapStats, report: R
     cst = ffi.new("struct lb_tundecap_stats *")
     try:
         while True:
-            rc = lib.lb_tundecap_poll(ctx, 4096, POLL_MS)
+            rc = lib.lb_tundecap_poll(ctx, BUDGET, POLL_MS)
             if rc < 0 and rc != -errno.EINTR:  # EINTR: a signal; its handler runs now, at the next bytecode
                 raise OSError(-rc, os.strerror(-rc))
             if report.due():
