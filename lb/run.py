@@ -17,6 +17,9 @@ snapshot that the other workers apply between their batches (lb/io/workers.py).
 
 Placement (lb/io/rps.py): `--cpus 1` pins the balancer (and its workers) to CPU 1, `--rps-cpus 1` steers its
 ports' receive softirq (the copy into the ring) to CPU 0 through RPS; the old masks are restored on exit.
+`--rt-priority 1` (the default) runs the balancer under SCHED_FIFO so that it is never queued behind other
+tasks on its CPU while frames wait in its ring, as the kernel's softirq path never is (lb/io/rps.py
+`realtime`); `--rt-priority 0` keeps normal scheduling.
 """
 
 from __future__ import annotations
@@ -114,6 +117,9 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
         ports = open_ports(args)
     for p in ports:
         log(f"port {p.index}: {p.name} ({p.kind}) mac {p.mac.hex(':')} addr {p.ipv4} mtu {p.mtu}")
+    if getattr(args, "rt_priority", 0):
+        from lb.io.rps import realtime  # noqa: PLC0415
+        realtime(args.rt_priority, log=log)  # once the ports are open: errors a user can fix come first
     if ip_forward_enabled():
         log("warning: net.ipv4.ip_forward is 1 in this namespace: the kernel forwards what the guard lets by")
     rps = None
@@ -321,6 +327,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_worker(args, rules_text)
 
 
+def _rt_priority(text: str) -> int:
+    n = int(text)
+    if not 0 <= n <= 99:
+        raise argparse.ArgumentTypeError(f"must be 0..99, not {n}")
+    return n
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the balancer on the given interfaces",
                        description="Run the balancer in the current network namespace until SIGINT/SIGTERM.")
@@ -355,5 +368,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cpus", metavar="LIST", help="run on these CPUs only (e.g. 1 or 0-3; workers inherit)")
     p.add_argument("--rps-cpus", metavar="HEXMASK",
                    help="steer the ports' receive softirq to these CPUs (RPS; 1 = CPU 0), restored on exit")
+    p.add_argument("--rt-priority", type=_rt_priority, default=1, metavar="N",
+                   help="SCHED_FIFO priority 1-99 for the balancer (0: normal scheduling; default 1): "
+                        "it then runs as soon as a frame wakes it instead of waiting behind other tasks "
+                        "on its CPU, as the kernel's softirq path does; it still sleeps when idle and RT "
+                        "throttling keeps 5%% of the CPU for others. Without CAP_SYS_NICE it logs a line "
+                        "and goes on")
     p.add_argument("-v", "--verbose", action="store_true", help="log every slow-path answer")
     p.set_defaults(func=cmd_run)

@@ -9,6 +9,15 @@ rx queues (`/sys/class/net/DEV/queues/rx-N/rps_cpus`, a hex CPU mask).  The sysf
 the network namespace that mounted /sys; `ip netns exec` mounts the namespace's own, and `apply` checks
 that the sysfs entry has the ifindex this namespace knows the device by before it writes anything.  The
 old masks are put back by `restore`.
+
+Priority (`lb run --rt-priority N`, `realtime` below): a kernel balancer (IPVS, nftables) does its work in
+softirq, which no task can delay; `lb run` is a task, and on a busy CPU it waits behind whatever shares it
+(the real servers' processes in the lab, anyone else's work) while frames sit in its ring.  SCHED_FIFO at
+a low priority lets the balancer run as soon as a frame wakes it, as the kernel's own path would.  It does
+not spin: the pump sleeps in poll() when its rings are empty, and the kernel's RT throttling
+(kernel.sched_rt_runtime_us, 95 % by default) still leaves the CPU to others under overload.  Measured
+(keep-alive HTTP through `lb run`, bench/e2e/tcp.py lab, shared 2-CPU box): NAT ~31 k -> ~50 k req/s with
+two other busy tasks on the balancer's CPU; see the report of issue 7.
 """
 
 from __future__ import annotations
@@ -98,3 +107,36 @@ class Rps:
             except OSError:
                 continue
         self.saved.clear()
+
+
+def rt_throttled() -> bool | None:
+    """True when the kernel caps real-time tasks below 100 % of a CPU (sched_rt_runtime_us != -1), None when
+    that cannot be read."""
+    try:
+        return int(Path("/proc/sys/kernel/sched_rt_runtime_us").read_text()) >= 0
+    except (OSError, ValueError):
+        return None
+
+
+def realtime(priority: int, log: Callable[[str], None] | None = None) -> bool:
+    """Run this process under SCHED_FIFO at `priority` (1..99; 0: leave the normal policy); each `lb run`
+    worker calls it for itself.  Without CAP_SYS_NICE, or with real-time throttling turned off (a FIFO task
+    that never slept could then hold its CPU for good), the policy is left as it is and a line is logged.
+    Returns whether SCHED_FIFO is now in force."""
+    if priority <= 0:
+        return False
+    if not 1 <= priority <= 99:
+        raise ValueError(f"real-time priority must be 1..99, not {priority}")
+    if rt_throttled() is False:
+        if log:
+            log("rt-priority: kernel.sched_rt_runtime_us is -1 (no RT throttling): staying SCHED_OTHER")
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except PermissionError:
+        if log:
+            log(f"rt-priority: SCHED_FIFO {priority} not permitted (needs CAP_SYS_NICE): staying SCHED_OTHER")
+        return False
+    if log:
+        log(f"rt-priority: SCHED_FIFO {priority}")
+    return True

@@ -9,6 +9,7 @@ Topology (all namespaces created here, nothing in the root namespace, 10.0.0.0/8
 - ICMP echo to the VIP is answered by the balancer;
 - UDP to VIP:5000 reaches the server (NAT, -m) and the replies come back from VIP:5000;
 - a TCP exchange to VIP:80 works through NAT with port translation to the server's 8080;
+- by default the balancer runs under SCHED_FIFO priority 1 (`--rt-priority`, lb/io/rps.py `realtime`);
 - SIGINT stops the balancer cleanly: counters are printed and its nftables guard table is gone.
 """
 
@@ -226,11 +227,18 @@ def test_tcp_through_nat_with_port_translation(lab: Lab) -> None:
     assert out.strip() == "hello 10.1.0.1 req0|hello 10.1.0.1 req1|hello 10.1.0.1 req2", out
 
 
+def test_balancer_runs_sched_fifo_by_default(lab: Lab) -> None:
+    assert lab.proc is not None and lab.proc.poll() is None
+    assert os.sched_getscheduler(lab.proc.pid) == os.SCHED_FIFO
+    assert os.sched_getparam(lab.proc.pid).sched_priority == 1
+
+
 def test_sigint_prints_counters_and_removes_guard(lab: Lab) -> None:
     tables = sh("ip", "netns", "exec", lab.lb, "nft", "list", "tables")
     assert "pyvs_" in tables
     err = lab.stop_lb()
     assert "signal SIGINT: stopping" in err, err
+    assert "rt-priority: SCHED_FIFO 1" in err, err
     assert "l0: rx " in err and "l1: rx " in err, err
     assert "echo replies" in err
     assert "pyvs_" not in sh("ip", "netns", "exec", lab.lb, "nft", "list", "tables")

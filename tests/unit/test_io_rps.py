@@ -3,7 +3,9 @@
 - RPS masks are written to every rx queue of a device whose sysfs entry carries this namespace's ifindex,
   a device whose entry shows another ifindex (another namespace's sysfs) is left alone and logged, and the
   old masks come back on restore;
-- a bad --rps-cpus fails in one line before any port is opened.
+- a bad --rps-cpus fails in one line before any port is opened;
+- `--rt-priority N` (default 1) asks for SCHED_FIFO N, 0 leaves the policy alone, 100 is refused; without
+  permission or with RT throttling off the policy stays as it was and a line says why.
 """
 
 from __future__ import annotations
@@ -70,3 +72,55 @@ def test_bad_mask_refused_before_ports(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["run", "--iface", "nope-io-test", "--socket", "none", "--rps-cpus", "zz"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lb run: ") and err.count("\n") == 1
+
+
+def test_realtime_sets_sched_fifo(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(rps, "rt_throttled", lambda: True)
+    monkeypatch.setattr(rps.os, "sched_setscheduler",
+                        lambda pid, policy, param: calls.append((pid, policy, param.sched_priority)))
+    logged: list[str] = []
+    assert rps.realtime(3, log=logged.append)
+    assert calls == [(0, rps.os.SCHED_FIFO, 3)]
+    assert logged == ["rt-priority: SCHED_FIFO 3"]
+    calls.clear()
+    assert not rps.realtime(0)  # 0: the normal policy is left alone
+    assert calls == []
+    for bad in (-1, 100):
+        if bad > 0:
+            with pytest.raises(ValueError):
+                rps.realtime(bad)
+        else:
+            assert not rps.realtime(bad)
+
+
+def test_realtime_falls_back_without_permission_or_throttling(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(pid: int, policy: int, param: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(rps.os, "sched_setscheduler", refuse)
+    monkeypatch.setattr(rps, "rt_throttled", lambda: True)
+    logged: list[str] = []
+    assert not rps.realtime(1, log=logged.append)
+    assert "not permitted" in logged[0] and "SCHED_OTHER" in logged[0]
+    # RT throttling off: a FIFO task could hold its CPU for good, so the policy is not changed at all
+    monkeypatch.setattr(rps, "rt_throttled", lambda: False)
+    logged.clear()
+    assert not rps.realtime(1, log=logged.append)
+    assert "sched_rt_runtime_us is -1" in logged[0]
+
+
+def test_rt_throttled_reads_the_sysctl() -> None:
+    assert rps.rt_throttled() in (True, False, None)
+
+
+def test_rt_priority_option(capsys: pytest.CaptureFixture[str]) -> None:
+    from lb.cli.main import build_parser  # noqa: PLC0415
+
+    p = build_parser()
+    assert p.parse_args(["run", "--iface", "a"]).rt_priority == 1  # the measured default
+    assert p.parse_args(["run", "--iface", "a", "--rt-priority", "0"]).rt_priority == 0
+    assert p.parse_args(["run", "--iface", "a", "--rt-priority", "99"]).rt_priority == 99
+    with pytest.raises(SystemExit):
+        p.parse_args(["run", "--iface", "a", "--rt-priority", "100"])
+    assert "must be 0..99" in capsys.readouterr().err
