@@ -82,15 +82,32 @@ def test_exit_counters_match_what_was_sent(tun_lab: Lab) -> None:
     res = lab.get(3)
     assert all(r["ok"] for r in res), res
 
-    os.kill(rec.pid, signal.SIGUSR1)
-    before = parse_summary(_wait_line(log, "tun-decap: now", 1))
+    # Snapshot once the HTTP traffic has settled (the last ACKs of closed connections may still be in flight).
+    asked = 0
+
+    def snapshot() -> DecapStats:
+        nonlocal asked
+        asked += 1
+        os.kill(rec.pid, signal.SIGUSR1)
+        return parse_summary(_wait_line(log, "tun-decap: now", asked))
+
+    before = snapshot()
+    for _ in range(20):
+        time.sleep(0.3)
+        again = snapshot()
+        if again == before:
+            break
+        before = again
     assert before.passed >= 3 * 3  # at least SYN, request, ACK of each connection went through
     assert before.dropped == 0 and before.tun_errs == 0
 
     vip, rip = lab.topo.vip, lab.topo.rips[0]
     r = lab.exec(node, [sys.executable, "-c", SENDER, rip, vip, "10.5.0.201"], timeout=30)
     assert r.stdout.strip() == "44"
-    time.sleep(0.5)  # let the loop take everything queued before it is stopped
+    for _ in range(50):  # let the loop take everything queued before it is stopped (bounded)
+        if snapshot().rx_pkts - before.rx_pkts >= 44:
+            break
+        time.sleep(0.1)
     os.kill(rec.pid, signal.SIGTERM)
     after = parse_summary(_wait_line(log, "tun-decap: passed", 1))
 
