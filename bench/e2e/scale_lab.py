@@ -226,7 +226,6 @@ class Ctx:
     mac: str = ""
     #: every `lb run` started, stopped again in main's finally whatever happened
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 def nsx(ns: str, *argv: str, **kw: Any) -> str:
