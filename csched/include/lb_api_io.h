@@ -27,6 +27,10 @@ struct lb_pump_cfg {
 	uint32_t stride;	/* bytes per batch slot = largest frame handled (0 = 2048) */
 	uint32_t slow_slots;	/* slow-path queue length in frames (0 = 256) */
 	uint32_t flags;		/* LB_PUMP_F_* */
+	uint32_t spin_us;	/* busy-poll: before sleeping in poll(), keep checking the rings for up to this
+				 * many microseconds (0 = sleep at once; at most 1000).  Saves the wake-up
+				 * (the sender's IPI, our schedule in) when the next frame comes soon, costs
+				 * CPU when it does not.  Ring ports only (recvmmsg/read ports are polled). */
 };
 
 /* Per-port counters (since lb_pump_new). */
@@ -68,7 +72,8 @@ int lb_pump_port_fd(struct lb_pump *p, int port, int fd);
 int lb_pump_port_txring(struct lb_pump *p, int port, uint8_t *ring, uint32_t frame_size, uint32_t frame_nr);
 
 /* Move frames until `budget` have been handled, or nothing is ready after one poll() of at most
- * timeout_ms (0: do not wait), or the slow-path queue has frames waiting after a batch.  core may be
+ * timeout_ms (0: do not wait), or the slow-path queue has frames waiting after a batch.  With
+ * cfg.spin_us, every idle gap is first spun through for up to spin_us before poll() sleeps.  core may be
  * NULL with LB_PUMP_F_PASSTHROUGH.  Returns the number of frames handled, or -errno from poll(). */
 int lb_pump(lb_core *core, struct lb_pump *p, uint32_t budget, int timeout_ms, uint64_t now_ns);
 

@@ -3,8 +3,10 @@
  * One lb_pump() call: walk each port's TPACKET_V3 RX ring (or recvmmsg / read()), copy frames into
  * one batch slab, run the core on the batch, sendmmsg the TX-verdict frames grouped by egress port,
  * queue PASS frames for Python's slow path, count everything per port.  poll() only when every port
- * is idle, at most once per call, so Python regains control within timeout_ms.
- * No clock reads here: `now` comes from the caller (DESIGN.md 1).
+ * is idle, at most once per call, so Python regains control within timeout_ms.  With cfg.spin_us the
+ * pump first spins on the rings for that long (busy-poll) before it sleeps.
+ * The core gets no clock from here: `now` comes from the caller (DESIGN.md 1); the only clock read
+ * (CLOCK_MONOTONIC) bounds the busy-poll spin.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include "lb_api_io.h"
 #include "lb_api_pkt.h"
@@ -81,7 +84,8 @@ struct lb_pump *lb_pump_new(const struct lb_pump_cfg *cfg)
 		p->cfg.stride = 2048;
 	if (p->cfg.slow_slots == 0)
 		p->cfg.slow_slots = 256;
-	if (p->cfg.batch > 1024 || p->cfg.stride < 64 || p->cfg.stride > 65535 || p->cfg.slow_slots > 65536) {
+	if (p->cfg.batch > 1024 || p->cfg.stride < 64 || p->cfg.stride > 65535 || p->cfg.slow_slots > 65536 ||
+	    p->cfg.spin_us > 1000) {
 		free(p);
 		return NULL;
 	}
@@ -649,6 +653,44 @@ static void batch_finish(struct lb_pump *p)
 	p->n = 0;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Busy-poll: check the ring ports' next slots until one has a frame (true) or spin_us have passed. */
+static bool spin_rings(struct lb_pump *p)
+{
+	bool any_ring = false;
+	for (int i = 0; i < p->nports; i++)
+		any_ring |= p->ports[i].used && p->ports[i].kind == LB_PUMP_IO_RING;
+	if (!any_ring)
+		return false;
+	uint64_t end = mono_ns() + (uint64_t)p->cfg.spin_us * 1000u;
+	for (uint32_t k = 1;; k++) {
+		for (int i = 0; i < p->nports; i++) {
+			struct pump_port *pp = &p->ports[i];
+			if (!pp->used || pp->kind != LB_PUMP_IO_RING)
+				continue;
+			uint32_t st;
+			if (pp->version == TPACKET_V2) {
+				struct tpacket2_hdr *h = (struct tpacket2_hdr *)(pp->ring +
+										(size_t)pp->cur_frame * pp->frame_size);
+				st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+			} else {
+				st = pp->pkts_left ? TP_STATUS_USER :
+				     __atomic_load_n(&ring_block(pp, pp->cur_block)->hdr.bh1.block_status, __ATOMIC_ACQUIRE);
+			}
+			if (st & TP_STATUS_USER)
+				return true;
+		}
+		if ((k & 63) == 0 && mono_ns() >= end)
+			return false;
+	}
+}
+
 int lb_pump(lb_core *core, struct lb_pump *p, uint32_t budget, int timeout_ms, uint64_t now_ns)
 {
 	if (!p || (!core && !(p->cfg.flags & LB_PUMP_F_PASSTHROUGH)))
@@ -670,6 +712,8 @@ int lb_pump(lb_core *core, struct lb_pump *p, uint32_t budget, int timeout_ms, u
 			continue;
 		if (polled || timeout_ms == 0)
 			return (int)total;
+		if (p->cfg.spin_us && spin_rings(p))
+			continue;	/* a frame came while we spun: no sleep, no wake-up */
 		int nfd = 0;
 		for (int i = 0; i < p->nports; i++) {
 			if (!p->ports[i].used)

@@ -205,12 +205,13 @@ class Dataplane(_LoopBase):
 
     def __init__(self, core: Any, ports: Sequence[Port], *, batch: int = 64, stride: int = 2048,
                  budget: int = 1024, timeout_ms: int = 20, passthrough: bool = False, slow_slots: int = 1024,
-                 **kw: Any) -> None:
+                 spin_us: int = 0, **kw: Any) -> None:
         super().__init__(core, ports, **kw)
         ffi, lib = core.ffi, core.lib
         self.ffi, self.lib = ffi, lib
         cfg = ffi.new("struct lb_pump_cfg *", {"batch": batch, "stride": stride, "slow_slots": slow_slots,
-                                               "flags": lib.LB_PUMP_F_PASSTHROUGH if passthrough else 0})
+                                               "flags": lib.LB_PUMP_F_PASSTHROUGH if passthrough else 0,
+                                               "spin_us": spin_us})
         pump = lib.lb_pump_new(cfg)
         if pump == ffi.NULL:
             raise MemoryError("lb_pump_new failed")
