@@ -5,9 +5,10 @@
 
 `section(doc)` renders one markdown section: per sweep (services, dests, conns) and per figure (established
 pps, new flows/s, established pps spread over all services) a table of median (min-max) over the
-repetitions for each balancer, each balancer's ratio to its own first point (1.00x everywhere = a flat
-curve) and lb's ratio to nft-linear; then the configuration times (`lbadm -R`, `nft -f`).  `plots(doc,
-outdir)` draws one PNG per sweep (matplotlib, Agg backend) and returns their paths ([] without matplotlib).
+repetitions for each balancer, each balancer's ratio to its own best point (a flat curve stays near
+1.00x everywhere; the best point, not the first, so that one point slowed by a neighbour on a shared
+machine does not skew the rest) and lb's ratio to nft-linear; then the configuration times (`lbadm -R`,
+`nft -f`).  `plots(doc, outdir)` draws one PNG per sweep (matplotlib, Agg backend) and returns their paths ([] without matplotlib).
 """
 
 from __future__ import annotations
@@ -106,6 +107,12 @@ def grid(pts: Sequence[dict[str, Any]]) -> tuple[list[int], list[str], dict[tupl
     return sorted({x for x, _ in by}), balancers_of(pts), by
 
 
+def _best(by: dict[tuple[int, str], dict[str, Any]], xs: Sequence[int], b: str, key: str) -> list[float]:
+    """The figure of the x where balancer b's median is highest."""
+    vals = [list(v) for x in xs if (v := by.get((x, b), {}).get(key))]
+    return max(vals, key=statistics.median, default=[])
+
+
 def _first(by: dict[tuple[int, str], dict[str, Any]], xs: Sequence[int], b: str, key: str) -> list[float]:
     """The figure of the first x (in xs' order) where balancer b has one."""
     for x in xs:
@@ -122,14 +129,14 @@ def _lb_vs_nft(bals: Sequence[str]) -> tuple[str, str] | None:
 
 
 def metric_table(pts: Sequence[dict[str, Any]], sweep: str, key: str) -> list[str]:
-    """One table: x | each balancer's figure | each balancer vs its first point | lb / nft."""
+    """One table: x | each balancer's figure | each balancer vs its best point | lb / nft."""
     xs, bals, by = grid(pts)
     bals = [b for b in bals if any(by.get((x, b), {}).get(key) for x in xs)]
     if not bals:
         return []
-    first = {b: _first(by, xs, b, key) for b in bals}
+    best = {b: _best(by, xs, b, key) for b in bals}
     pair = _lb_vs_nft(bals)
-    head = [sweep, *bals, *(f"{b} vs {xs[0]:,}" for b in bals)]
+    head = [sweep, *bals, *(f"{b} vs best" for b in bals)]
     if pair:
         head.append(f"{pair[0]} / {pair[1]}")
     rows = []
@@ -139,7 +146,7 @@ def metric_table(pts: Sequence[dict[str, Any]], sweep: str, key: str) -> list[st
             p = by.get((x, b), {})
             mark = (" †" if p.get("over_ct_max") else "") + (" °" if unsaturated(p, key) else "")
             row.append(cell(p.get(key, []), mark))
-        row += [show_ratio(ratio(by.get((x, b), {}).get(key, []), first[b])) for b in bals]
+        row += [show_ratio(ratio(by.get((x, b), {}).get(key, []), best[b])) for b in bals]
         if pair:
             row.append(show_ratio(ratio(by.get((x, pair[0]), {}).get(key, []),
                                         by.get((x, pair[1]), {}).get(key, []))))
@@ -164,7 +171,7 @@ def config_table(pts: Sequence[dict[str, Any]], sweep: str) -> list[str]:
 
 
 def summary(doc: dict[str, Any]) -> list[str]:
-    """One line per sweep and figure: each balancer's last point as a ratio to its first."""
+    """One line per sweep and figure: each balancer's last point as a ratio to its first and its best."""
     out = []
     for sweep, label in SWEEPS:
         xs, bals, by = grid(points(doc, sweep))
@@ -174,9 +181,9 @@ def summary(doc: dict[str, Any]) -> list[str]:
             parts = []
             for b in bals:
                 lo, hi = _first(by, xs, b, key), _first(by, list(reversed(xs)), b, key)
-                r = ratio(hi, lo)
+                r, rb = ratio(hi, lo), ratio(hi, _best(by, xs, b, key))
                 if r is not None:
-                    parts.append(f"{b} {show_ratio(r)}")
+                    parts.append(f"{b} {show_ratio(r)} / {show_ratio(rb)}")
             if parts:
                 out.append(f"- {label} {xs[0]:,} → {xs[-1]:,}, {what.split(' (')[0]}: " + ", ".join(parts))
     return out
@@ -194,15 +201,15 @@ def section(doc: dict[str, Any]) -> str:
            "ports' receive softirq, or the kernel's forwarding softirq) to the two real servers' "
            "netdev-ingress sink; every figure is an overload blast of "
            f"{doc.get('seconds_per_blast', '?')} s (delivered frames / s), {doc.get('reps', '?')} "
-           "repetition(s), median (min-max).  'vs N' = the balancer's figure as a ratio to its own first "
-           f"point (1.00x = flat).  Established flows: {flows} 5-tuples to the last service (services, "
-           "dests sweeps), N (conns).", ""]
+           "repetition(s), median (min-max).  'vs best' = the balancer's figure as a ratio to its own "
+           "best point (a flat curve stays near 1.00x).  Established flows: "
+           f"{flows} 5-tuples to the last service (services, dests sweeps), N (conns).", ""]
     bals = {p["balancer"] for s, _ in SWEEPS for p in points(doc, s)}
     out += [f"- **{b}**: {BALANCER_TEXT.get(b, b)}" for b in sorted(bals)]
     out.append("")
     lines = summary(doc)
     if lines:
-        out += ["Last point / first point:", "", *lines, ""]
+        out += ["Last point as a ratio to the first point / to the best point:", "", *lines, ""]
     for sweep, label in SWEEPS:
         pts = points(doc, sweep)
         if not pts:
