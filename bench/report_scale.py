@@ -8,7 +8,8 @@ pps, new flows/s, established pps spread over all services) a table of median (m
 repetitions for each balancer, each balancer's ratio to its own best point (a flat curve stays near
 1.00x everywhere; the best point, not the first, so that one point slowed by a neighbour on a shared
 machine does not skew the rest) and lb's ratio to nft-linear; then the configuration times (`lbadm -R`,
-`nft -f`).  `plots(doc, outdir)` draws one PNG per sweep (matplotlib, Agg backend) and returns their paths ([] without matplotlib).
+`nft -f`).  `plots(doc, outdir)` draws one PNG per sweep (matplotlib, Agg backend) and returns their
+paths ([] without matplotlib).
 """
 
 from __future__ import annotations
