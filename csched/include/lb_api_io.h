@@ -71,8 +71,11 @@ int lb_pump_port_fd(struct lb_pump *p, int port, int fd);
  * of a sendmmsg of iovecs.  A socket with a TX ring sends only from it (lb_pump_send uses it too). */
 int lb_pump_port_txring(struct lb_pump *p, int port, uint8_t *ring, uint32_t frame_size, uint32_t frame_nr);
 
-/* Move frames until `budget` have been handled, or nothing is ready after one poll() of at most
- * timeout_ms (0: do not wait), or the slow-path queue has frames waiting after a batch.  With
+/* Move frames until `budget` have been handled, or timeout_ms have passed since the call began with
+ * nothing ready (0: do not wait at all), or a poll() wake-up brought nothing, or the slow-path queue
+ * has frames waiting after a batch.  Between frames the call sleeps in poll() and goes on after each
+ * wake-up without returning (one call serves many wake-ups; Python regains control within timeout_ms).
+ * The core sees now_ns plus the time spent in the call (CLOCK_MONOTONIC, as the caller's clock).  With
  * cfg.spin_us, every idle gap is first spun through for up to spin_us before poll() sleeps.  core may be
  * NULL with LB_PUMP_F_PASSTHROUGH.  Returns the number of frames handled, or -errno from poll(). */
 int lb_pump(lb_core *core, struct lb_pump *p, uint32_t budget, int timeout_ms, uint64_t now_ns);

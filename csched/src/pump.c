@@ -3,10 +3,11 @@
  * One lb_pump() call: walk each port's TPACKET_V3 RX ring (or recvmmsg / read()), copy frames into
  * one batch slab, run the core on the batch, sendmmsg the TX-verdict frames grouped by egress port,
  * queue PASS frames for Python's slow path, count everything per port.  poll() only when every port
- * is idle, at most once per call, so Python regains control within timeout_ms.  With cfg.spin_us the
+ * is idle; the call goes on serving wake-ups until `budget` frames, slow-path work, or timeout_ms since
+ * it began, so Python regains control within timeout_ms but is not run once per wake-up.  With cfg.spin_us the
  * pump first spins on the rings for that long (busy-poll) before it sleeps.
- * The core gets no clock from here: `now` comes from the caller (DESIGN.md 1); the only clock read
- * (CLOCK_MONOTONIC) bounds the busy-poll spin.
+ * The core reads no clock (DESIGN.md 1): `now` comes from the caller; the pump reads CLOCK_MONOTONIC
+ * to bound its own waiting (timeout, busy-poll) and adds the time spent waiting to the caller's `now`.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -696,24 +697,37 @@ int lb_pump(lb_core *core, struct lb_pump *p, uint32_t budget, int timeout_ms, u
 	if (!p || (!core && !(p->cfg.flags & LB_PUMP_F_PASSTHROUGH)))
 		return -EINVAL;
 	uint32_t total = 0;
-	bool polled = false;
+	bool just_polled = false;	/* the last poll() said ready: if this pass finds nothing, stop */
+	uint64_t t0 = timeout_ms > 0 ? mono_ns() : 0;
+	uint64_t deadline = t0 + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
 	if (budget == 0)
 		budget = p->cfg.batch;
 	for (;;) {
 		uint32_t got = rx_all(p);
 		if (p->n > 0) {
-			batch_process(core, p, now_ns);
+			/* a call that waits may last up to timeout_ms: the core gets the caller's now plus the
+			 * time since the call began (same CLOCK_MONOTONIC as lb/io/loop.py's clock) */
+			batch_process(core, p, timeout_ms > 0 ? now_ns + (mono_ns() - t0) : now_ns);
 			batch_finish(p);
 		}
 		total += got;
 		if (total >= budget || (got > 0 && p->slow_count > 0))
 			return (int)total;
-		if (got > 0)
+		if (got > 0) {
+			just_polled = false;
 			continue;
-		if (polled || timeout_ms == 0)
+		}
+		if (just_polled || timeout_ms == 0)
 			return (int)total;
 		if (p->cfg.spin_us && spin_rings(p))
 			continue;	/* a frame came while we spun: no sleep, no wake-up */
+		/* sleep until a port is ready, at most until timeout_ms after the call began: a call keeps
+		 * serving wake-ups in C (no return to Python per wake-up) while frames come, yet Python
+		 * regains control within timeout_ms */
+		uint64_t now = mono_ns();
+		if (now >= deadline)
+			return (int)total;
+		int wait_ms = (int)((deadline - now + 999999u) / 1000000u);
 		int nfd = 0;
 		for (int i = 0; i < p->nports; i++) {
 			if (!p->ports[i].used)
@@ -723,8 +737,8 @@ int lb_pump(lb_core *core, struct lb_pump *p, uint32_t budget, int timeout_ms, u
 			p->pfd[nfd].revents = 0;
 			nfd++;
 		}
-		int r = poll(p->pfd, (nfds_t)nfd, timeout_ms);
-		polled = true;
+		int r = poll(p->pfd, (nfds_t)nfd, wait_ms);
+		just_polled = true;
 		if (r < 0)
 			return errno == EINTR ? (int)total : -errno;
 		if (r == 0)

@@ -18,6 +18,9 @@
  *     refuses (counted) when the next slot is still the kernel's;
  *   - busy-poll (cfg.spin_us, at most 1000): a frame that lands in a V2 ring while the pump spins is taken
  *     without waiting for poll() (whose fd never becomes readable here); without ring ports nothing spins;
+ *   - one lb_pump call serves several wake-ups: frames that arrive one by one, milliseconds apart, are all
+ *     handled before it returns (at the first slow-path frame here), and an idle call returns after its
+ *     timeout;
  *   - with a core, a frame for a DR service leaves on the dest's port with the next hop's MAC (TX verdicts
  *     are grouped per egress port and sent), a frame for no service goes to the slow path.
  */
@@ -693,6 +696,48 @@ static void test_busy_poll(void)
 	close(sv[1]);
 }
 
+static int writer_fd;
+
+static void *trickle(void *arg)
+{
+	(void)arg;
+	uint8_t buf[300];
+	frame(buf, 300, 1);
+	usleep(2000);
+	CHECK_EQ(write(writer_fd, buf, 290), 290);	/* too long for the stride: counted, no slow path */
+	usleep(2000);
+	CHECK_EQ(write(writer_fd, buf, 290), 290);
+	usleep(2000);
+	CHECK_EQ(write(writer_fd, buf, 60), 60);	/* a slow-path frame: the call returns */
+	return NULL;
+}
+
+static void test_many_wakeups_per_call(void)
+{
+	int sv[2];
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv), 0);
+	struct lb_pump_cfg cfg = { .batch = 8, .stride = 256, .slow_slots = 16, .flags = LB_PUMP_F_PASSTHROUGH };
+	struct lb_pump *p = lb_pump_new(&cfg);
+	CHECK_EQ(lb_pump_port_sock(p, 0, sv[0]), 0);
+	writer_fd = sv[1];
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, trickle, NULL), 0);
+	int n = lb_pump(NULL, p, 64, 2000, 0);
+	pthread_join(th, NULL);
+	CHECK_EQ(n, 3);
+	struct lb_pump_port_stats st;
+	CHECK_EQ(lb_pump_stats(p, 0, &st), 0);
+	CHECK_EQ(st.rx_trunc, 2);
+	CHECK_EQ(lb_pump_slowpath_count(p), 1);
+	/* idle: the call waits out its timeout and returns 0 */
+	uint64_t t0 = now_ns();
+	CHECK_EQ(lb_pump(NULL, p, 64, 20, 0), 0);
+	CHECK(now_ns() - t0 >= 19000000u, "an idle call waits its timeout");
+	lb_pump_free(p);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	test_sock_port();
@@ -704,5 +749,6 @@ int main(void)
 	test_tx_through_core();
 	test_txring();
 	test_busy_poll();
+	test_many_wakeups_per_call();
 	return DONE();
 }
