@@ -81,6 +81,10 @@ class ConfigState:
         self.sched_names = frozenset(sched_names)
         self.svc_max: int = getattr(core, "svc_max", 1 << 30)
         self.estimator = Estimator()
+        # The C core keeps its own estimator (csched/src/estimator.c, stepped by `core.estimate()`), so a
+        # tick costs microseconds at 10 000 services; other cores (the Python engine) use lb/estimator.py.
+        self._native_est = callable(getattr(core, "estimate", None))
+        self._est_due: float | None = None
         self._read_core()
         with contextlib.suppress(Exception):      # a core without the conn table API keeps the defaults
             self._m.timeouts = get_core_timeouts(core) or self._m.timeouts
@@ -109,18 +113,29 @@ class ConfigState:
             out = []
             for st in self.core.services():
                 key = st.service.key
+                svc = self._m.services.get(key, st.service)
+                if self._native_est:
+                    out.append(model.ServiceStatus(svc, st.dests, st.stats, st.rates))
+                    continue
                 dests = tuple(
                     model.DestStatus(d.dest, d.activeconns, d.inactconns, d.persistconns, d.stats,
                                      self.estimator.rates(("dest", key, d.dest.key)))
                     for d in st.dests)
-                svc = self._m.services.get(key, st.service)
                 out.append(model.ServiceStatus(svc, dests, st.stats, self.estimator.rates(("svc", key))))
             order = {k: i for i, k in enumerate(self._m.services)}
             out.sort(key=lambda s: order.get(s.service.key, len(order)))
             return out
 
     def tick(self, now_s: float) -> None:
-        """Feed the rate estimator (call every 2 s or so; ip_vs_est.c's timer)."""
+        """Feed the rate estimator (call every second or so; it steps every 2 s, ip_vs_est.c's timer)."""
+        if self._native_est:
+            with self.lock:
+                if self._est_due is None:
+                    self._est_due = now_s + self.estimator.interval_s
+                elif now_s >= self._est_due:
+                    self.core.estimate()
+                    self._est_due = now_s + self.estimator.interval_s
+            return
         with self.lock:
             samples: dict[Any, model.Stats] = {}
             for st in self.core.services():
@@ -215,6 +230,9 @@ class ConfigState:
     # ---- applying ----
 
     def _dest_id(self, key: model.ServiceKey, dkey: model.DestKey) -> int | None:
+        find = getattr(self.core, "dest_id", None)
+        if find is not None:
+            return find(key, dkey)  # type: ignore[no-any-return]
         for info in self.core.dest_infos(key):
             if info.dest.key == dkey:
                 return int(info.id)

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
-#define LB_ABI_VERSION 1
+#define LB_ABI_VERSION 2
 
 typedef struct lb_core lb_core;
 
@@ -94,11 +94,21 @@ struct lb_stats {
 	uint64_t outbytes;
 };
 
+/* Estimated rates per second (ipvsadm --rate): the kernel estimator's averages, unscaled. */
+struct lb_rates {
+	uint64_t cps;
+	uint64_t inpps;
+	uint64_t outpps;
+	uint64_t inbps;
+	uint64_t outbps;
+};
+
 struct lb_svc_info {
 	struct lb_svc_cfg cfg;
 	uint32_t num_dests;
 	int32_t id;
 	struct lb_stats stats;
+	struct lb_rates rates;
 };
 
 struct lb_dest_info {
@@ -110,6 +120,7 @@ struct lb_dest_info {
 	uint32_t persistconns;
 	int32_t last_weight;
 	struct lb_stats stats;
+	struct lb_rates rates;
 };
 
 /* A flow as a scheduler sees a new connection: host-order ports, network-order addresses. */
@@ -156,12 +167,19 @@ int lb_svc_zero(lb_core *core, const struct lb_svc_cfg *key);	/* key NULL: all s
 int lb_svc_list(lb_core *core, struct lb_svc_info *out, int max);	/* returns count (may be > max) */
 int lb_svc_get(lb_core *core, const struct lb_svc_cfg *key, struct lb_svc_info *out);
 
+/* One 2-second step of the rate estimator over every service and live dest (ip_vs_est.c's timer; the
+ * core reads no clock, the control plane calls it every 2 s).  A block starts at its counters of the
+ * moment it was added (or revived); zeroing resets it (ip_vs_zero_estimator). */
+void lb_est_tick(lb_core *core);
+
 /* Destinations of one service; list order is the kernel's (newest first). */
 int lb_dest_add(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_dest_cfg *dest);
 int lb_dest_edit(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_dest_cfg *dest);
 int lb_dest_del(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_dest_cfg *dest);
 int lb_dest_list(lb_core *core, const struct lb_svc_cfg *svc, struct lb_dest_info *out, int max);
 int lb_dest_info_by_id(lb_core *core, int32_t id, struct lb_dest_info *out);
+/* The id of a dest of a service (as lb_dest_info.id), or -ESRCH (no service) / -ENOENT (no such dest). */
+int lb_dest_id(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_dest_cfg *dest);
 int lb_dest_conn_event(lb_core *core, int32_t dest_id, int event);
 
 /* Pick a destination for each flow as a new connection on service svc would get (scheduler only:

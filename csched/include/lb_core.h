@@ -50,5 +50,8 @@ void lb_dest_put(struct lb_core *core, struct lb_dest *dest);
 void lb_dest_hold(struct lb_dest *dest);
 /* Copy between the API's lb_svc_cfg/lb_dest_cfg and internal fields. */
 void lb_addr_from_cfg(union lb_addr *a, const uint8_t src[16], uint16_t af);
+/* estimator.c: (re)start a block at its current counters; the rates it reports now. */
+void lb_est_start(struct lb_est *e, const struct lb_stats *s);
+void lb_est_read(const struct lb_est *e, struct lb_rates *out);
 
 #endif

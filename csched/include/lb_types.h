@@ -41,6 +41,14 @@ struct lb_flow_key {
 struct lb_service;
 struct lb_sched_ops;
 
+/* The rate estimator of one stats block (kernel ip_vs_est.c): the counters at the previous 2-second
+ * step and the smoothed, scaled averages (conns/inpkts/outpkts << 10, bytes << 5, as the kernel keeps
+ * them).  estimator.c steps every live block on lb_est_tick. */
+struct lb_est {
+	uint64_t last[5];
+	int64_t avg[5];
+};
+
 /* A real server.  Lives in the core's dest pool; linked on its service's list while it is part of
  * the service, and kept (off the list, "in the trash" as the kernel says) while connections still
  * reference it.  The fields a scheduler's list walk reads come first, so that they share the first
@@ -70,6 +78,7 @@ struct lb_dest {
 	uint8_t nh_mac[6];
 	void *sched_data;		/* per-dest scheduler state, if a scheduler wants it */
 	struct lb_stats stats;
+	struct lb_est est;
 };
 
 /* What the list-scanning schedulers (lc wlc sed nq fo ovf twos) read of a dest, copied into one
@@ -108,6 +117,7 @@ struct lb_service {
 	int32_t id;
 	bool in_use;
 	struct lb_stats stats;
+	struct lb_est est;
 };
 
 static inline uint32_t lb_dest_totalconns(const struct lb_dest *d) { return d->activeconns + d->inactconns; }

@@ -334,16 +334,23 @@ int lb_svc_zero(lb_core *core, const struct lb_svc_cfg *key)
 		if (!s)
 			return -ESRCH;
 		memset(&s->stats, 0, sizeof(s->stats));
-		lb_for_each_dest(d, s)
+		lb_est_start(&s->est, &s->stats);
+		lb_for_each_dest(d, s) {
 			memset(&d->stats, 0, sizeof(d->stats));
+			lb_est_start(&d->est, &d->stats);
+		}
 		return 0;
 	}
 	for (uint32_t i = 0; i < core->cfg.svc_max; i++)
-		if (core->svcs[i].in_use)
+		if (core->svcs[i].in_use) {
 			memset(&core->svcs[i].stats, 0, sizeof(core->svcs[i].stats));
+			lb_est_start(&core->svcs[i].est, &core->svcs[i].stats);
+		}
 	for (uint32_t i = 0; i < core->cfg.dest_max; i++)
-		if (core->dests[i].in_use)
+		if (core->dests[i].in_use) {
 			memset(&core->dests[i].stats, 0, sizeof(core->dests[i].stats));
+			lb_est_start(&core->dests[i].est, &core->dests[i].stats);
+		}
 	return 0;
 }
 
@@ -367,6 +374,7 @@ static void svc_to_info(const struct lb_service *s, struct lb_svc_info *o)
 	o->num_dests = s->num_dests;
 	o->id = s->id;
 	o->stats = s->stats;
+	lb_est_read(&s->est, &o->rates);
 }
 
 int lb_svc_list(lb_core *core, struct lb_svc_info *out, int max)
@@ -450,6 +458,7 @@ static void dest_update(struct lb_service *s, struct lb_dest *d, const struct lb
 		lb_list_add(&d->n_list, &s->destinations);
 		d->linked = true;
 		s->num_dests++;
+		lb_est_start(&d->est, &d->stats);	/* a new or revived block starts here */
 		scan_sync(d);
 		if (s->sched->add_dest)
 			s->sched->add_dest(s, d);
@@ -508,6 +517,19 @@ int lb_dest_add(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_des
 	return 0;
 }
 
+int lb_dest_id(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_dest_cfg *c)
+{
+	struct lb_service *s = svc_from_key(core, svc);
+	if (!s)
+		return -ESRCH;
+	if (c->af != LB_AF_INET && c->af != LB_AF_INET6)
+		return -EAFNOSUPPORT;
+	union lb_addr a;
+	lb_addr_from_cfg(&a, c->addr, c->af);
+	struct lb_dest *d = dest_find(s, &a, c->af, to_net16(c->port));
+	return d ? d->id : -ENOENT;
+}
+
 int lb_dest_edit(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_dest_cfg *c)
 {
 	struct lb_service *s = svc_from_key(core, svc);
@@ -558,6 +580,7 @@ static void dest_to_info(const struct lb_dest *d, struct lb_dest_info *o)
 	o->persistconns = d->persistconns;
 	o->last_weight = d->last_weight;
 	o->stats = d->stats;
+	lb_est_read(&d->est, &o->rates);
 }
 
 int lb_dest_list(lb_core *core, const struct lb_svc_cfg *svc, struct lb_dest_info *out, int max)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from lb._csched import ffi, lib
 
 #: Must equal LB_ABI_VERSION in csched/include/lb_api.h.
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 _SIZES = {0: "struct lb_svc_cfg", 1: "struct lb_dest_cfg", 2: "struct lb_svc_info", 3: "struct lb_dest_info",
           4: "struct lb_flow", 5: "struct lb_core_cfg", 6: "struct lb_conn_info", 7: "struct lb_conn_stats",

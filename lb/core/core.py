@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
@@ -55,6 +55,7 @@ class DestInfo:
     persistconns: int
     last_weight: int
     stats: model.Stats
+    rates: model.Rates = field(default_factory=model.Rates)
 
     @property
     def overloaded(self) -> bool:
@@ -77,6 +78,10 @@ def _get_addr(field: Any, af: int) -> model.Addr:
 
 def _stats(s: Any) -> model.Stats:
     return model.Stats(s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes)
+
+
+def _rates(r: Any) -> model.Rates:
+    return model.Rates(r.cps, r.inpps, r.outpps, r.inbps, r.outbps)
 
 
 class Core:
@@ -181,11 +186,15 @@ class Core:
         for i in range(n):
             svc = self._service_from_info(buf[i])
             dests = tuple(
-                model.DestStatus(d.dest, d.activeconns, d.inactconns, d.persistconns, d.stats)
+                model.DestStatus(d.dest, d.activeconns, d.inactconns, d.persistconns, d.stats, d.rates)
                 for d in self.dest_infos(svc.key)
             )
-            out.append(model.ServiceStatus(svc, dests, _stats(buf[i].stats)))
+            out.append(model.ServiceStatus(svc, dests, _stats(buf[i].stats), _rates(buf[i].rates)))
         return out
+
+    def estimate(self) -> None:
+        """One 2-second step of the C rate estimator over every service and dest (ip_vs_est.c's timer)."""
+        lib.lb_est_tick(self.ptr)
 
     def service_stats(self, key: model.ServiceKey) -> model.Stats:
         info = ffi.new("struct lb_svc_info *")
@@ -209,7 +218,7 @@ class Core:
         dest = model.Dest(_get_addr(c.addr, c.af), c.port, model.Fwd(c.fwd), c.weight, c.u_threshold,
                           c.l_threshold)
         return DestInfo(d.id, dest, d.flags, d.activeconns, d.inactconns, d.persistconns, d.last_weight,
-                        _stats(d.stats))
+                        _stats(d.stats), _rates(d.rates))
 
     def dest_infos(self, key: model.ServiceKey) -> list[DestInfo]:
         """The service's destinations in the kernel's list order (newest first)."""
@@ -218,6 +227,11 @@ class Core:
         buf = ffi.new("struct lb_dest_info[]", max(n, 1))
         n = min(self._check(Op.GET_DESTS, lib.lb_dest_list(self.ptr, cfg, buf, n)), n)
         return [self._dest_info(buf[i]) for i in range(n)]
+
+    def dest_id(self, key: model.ServiceKey, dkey: model.DestKey | model.Dest) -> int | None:
+        """The id of the service's dest `dkey`, or None when there is no such dest (or service)."""
+        rc = lib.lb_dest_id(self.ptr, self._svc_key_cfg(key), self._dest_cfg(dkey))
+        return int(rc) if rc >= 0 else None
 
     def dest_info(self, dest_id: int) -> DestInfo:
         out = ffi.new("struct lb_dest_info *")
