@@ -36,7 +36,13 @@ runs the peer's receive path inside our send call; every frame received is copie
 ingress device's receive softirq.  perf on the lab: ~90 % of the balancer process's time is sendmmsg (skb
 allocation and copy, veth_xmit, the peer's receive or the RPS IPI that hands it to another CPU), under
 5 % is the pump and the core.  So placement matters more than the loop: `lb run --cpus 1 --rps-cpus 1`
-keeps the process on CPU 1 and steers its ports' receive softirq to CPU 0.
+keeps the process on CPU 1 and steers its ports' receive softirq to CPU 0.  And priority: the kernel's
+balancers run in softirq, which no task delays, while `lb run` used to wait behind whatever else was
+runnable on its CPU (the lab's real servers, other work) with frames in its ring; `lb run` now takes
+SCHED_FIFO 1 by default (`--rt-priority`, lb/io/rps.py), which raised keep-alive req/s through the lab
+by ~10 % on a quiet box and 60-80 % when its CPU was shared (A/B in one lab, bench/e2e/tcp.py's setup).
+A busy-poll before sleeping (`--busy-poll-us`) did not pay on 2 CPUs: the spin takes the CPU the real
+servers need.
 
 Offloads: a veth peer with checksum offload on hands us frames whose L4 checksum is only the folded
 pseudo-header sum (TP_STATUS_CSUMNOTREADY): the pump completes it before the core sees the frame
