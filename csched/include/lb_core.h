@@ -29,7 +29,9 @@ struct lb_core {
 	struct lb_service *fwm_tab[LB_SVC_HASH_SIZE];	/* by fwmark */
 	uint32_t num_svcs;
 	struct lb_dest *dests;			/* pool of cfg.dest_max */
-	uint32_t num_dests;
+	uint32_t num_dests;			/* dest slots in use (on a service list or in the trash) */
+	uint32_t num_linked;			/* of those, on a service list; the rest are the trash */
+	uint32_t svc_hint, dest_hint;		/* where the search for a free pool slot starts */
 	struct lb_conn_table *conns;
 	uint64_t rng;				/* scheduler PRNG state */
 	struct lb_port ports[LB_MAX_PORTS];

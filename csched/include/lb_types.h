@@ -116,6 +116,7 @@ struct lb_service {
 	struct lb_core *core;
 	int32_t id;
 	bool in_use;
+	uint32_t ndests_ref;		/* dest slots (listed or trashed) whose ->svc is this */
 	struct lb_stats stats;
 	struct lb_est est;
 };

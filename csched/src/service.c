@@ -186,9 +186,11 @@ int lb_svc_add(lb_core *core, const struct lb_svc_cfg *cfg)
 	/* A deleted service whose trashed dests still carry connections keeps its slot until the last
 	 * one goes (the kernel's svc refcount): reusing it would let a new service revive those dests. */
 	struct lb_service *s = NULL;
-	for (uint32_t i = 0; i < core->cfg.svc_max; i++)
+	/* the lowest usable slot (as PyCore picks), searched from the lowest that may be free */
+	for (uint32_t i = core->svc_hint; i < core->cfg.svc_max; i++)
 		if (!core->svcs[i].in_use && !svc_referenced(core, &core->svcs[i])) {
 			s = &core->svcs[i];
+			core->svc_hint = i + 1;
 			break;
 		}
 	if (!s)
@@ -256,15 +258,28 @@ int lb_svc_edit(lb_core *core, const struct lb_svc_cfg *cfg)
 
 static bool svc_referenced(struct lb_core *core, const struct lb_service *s);
 
+/* A service slot becomes reusable: clear it, and let the free-slot search start no higher. */
+static void svc_release(struct lb_core *core, struct lb_service *s)
+{
+	uint32_t idx = (uint32_t)(s - core->svcs);
+	memset(s, 0, sizeof(*s));
+	if (idx < core->svc_hint)
+		core->svc_hint = idx;
+}
+
 static void dest_free(struct lb_core *core, struct lb_dest *d)
 {
 	struct lb_service *s = d->svc;
 	d->in_use = false;
 	d->svc = NULL;
+	if (s)
+		s->ndests_ref--;
 	core->num_dests--;
+	if ((uint32_t)d->id < core->dest_hint)
+		core->dest_hint = (uint32_t)d->id;
 	/* A deleted service lingers while its trashed dests carry connections; free it with the last. */
 	if (s && !s->in_use && !svc_referenced(core, s))
-		memset(s, 0, sizeof(*s));
+		svc_release(core, s);
 }
 
 /* Unlink from the service list (kernel __ip_vs_unlink_dest + __ip_vs_del_dest): not available any
@@ -274,6 +289,7 @@ static void dest_unlink(struct lb_core *core, struct lb_service *s, struct lb_de
 	scan_remove(s, d);
 	lb_list_del(&d->n_list);
 	d->linked = false;
+	core->num_linked--;
 	s->num_dests--;
 	d->flags &= ~(uint32_t)LB_DEST_F_AVAILABLE;
 	if (call_sched && s->sched->del_dest)
@@ -284,10 +300,8 @@ static void dest_unlink(struct lb_core *core, struct lb_service *s, struct lb_de
 
 static bool svc_referenced(struct lb_core *core, const struct lb_service *s)
 {
-	for (uint32_t i = 0; i < core->cfg.dest_max; i++)
-		if (core->dests[i].in_use && core->dests[i].svc == s)
-			return true;
-	return false;
+	(void)core;
+	return s->ndests_ref > 0;
 }
 
 static void svc_destroy(struct lb_core *core, struct lb_service *s)
@@ -306,7 +320,7 @@ static void svc_destroy(struct lb_core *core, struct lb_service *s)
 	s->in_use = false;
 	core->num_svcs--;
 	if (!svc_referenced(core, s))
-		memset(s, 0, sizeof(*s));
+		svc_release(core, s);
 }
 
 int lb_svc_del(lb_core *core, const struct lb_svc_cfg *key)
@@ -412,6 +426,8 @@ static struct lb_dest *dest_find(struct lb_service *s, const union lb_addr *a, u
 static struct lb_dest *dest_find_trash(struct lb_core *core, struct lb_service *s, const union lb_addr *a,
 				       uint16_t af, uint16_t port_net)
 {
+	if (core->num_dests == core->num_linked)
+		return NULL;	/* the trash is empty: no walk over the pool */
 	for (uint32_t i = 0; i < core->cfg.dest_max; i++) {
 		struct lb_dest *d = &core->dests[i];
 		/* kernel ip_vs_trash_get_dest: same real server, and a service with the same identity
@@ -457,6 +473,7 @@ static void dest_update(struct lb_service *s, struct lb_dest *d, const struct lb
 		scan_insert_front(s, d);	/* room was reserved by the caller */
 		lb_list_add(&d->n_list, &s->destinations);
 		d->linked = true;
+		s->core->num_linked++;
 		s->num_dests++;
 		lb_est_start(&d->est, &d->stats);	/* a new or revived block starts here */
 		scan_sync(d);
@@ -487,9 +504,10 @@ int lb_dest_add(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_des
 		return rc;
 	struct lb_dest *d = dest_find_trash(core, s, &a, c->af, port);
 	if (!d) {
-		for (uint32_t i = 0; i < core->cfg.dest_max; i++)
+		for (uint32_t i = core->dest_hint; i < core->cfg.dest_max; i++)	/* lowest free id */
 			if (!core->dests[i].in_use) {
 				d = &core->dests[i];
+				core->dest_hint = i + 1;
 				break;
 			}
 		if (!d)
@@ -498,6 +516,7 @@ int lb_dest_add(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_des
 		d->id = (int32_t)(d - core->dests);
 		d->in_use = true;
 		d->svc = s;
+		s->ndests_ref++;
 		d->af = c->af;
 		d->addr = a;
 		d->port = port;
@@ -510,8 +529,10 @@ int lb_dest_add(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_des
 		struct lb_service *old = d->svc;
 		memset(&d->stats, 0, sizeof(d->stats));
 		d->svc = s;
+		old->ndests_ref--;
+		s->ndests_ref++;
 		if (!old->in_use && !svc_referenced(core, old))
-			memset(old, 0, sizeof(*old));
+			svc_release(core, old);
 	}
 	dest_update(s, d, c, true);
 	return 0;
