@@ -106,9 +106,10 @@ def run_worker(args: argparse.Namespace, rules_text: str | None, worker: int = 0
     core: Any
     if args.engine == "python":
         from lb.engine.control import PyCore  # noqa: PLC0415
-        core = PyCore(conn_max=args.conn_max)   # the Python engine, configured like the C core
+        # the Python engine, configured like the C core
+        core = PyCore(conn_max=args.conn_max, svc_max=args.svc_max, dest_max=args.dest_max)
     else:
-        core = Core(conn_max=args.conn_max)
+        core = Core(conn_max=args.conn_max, svc_max=args.svc_max, dest_max=args.dest_max)
     state = ConfigState(core)
     if rules_text:
         result = state.apply_text(rules_text)
@@ -334,6 +335,13 @@ def _rt_priority(text: str) -> int:
     return n
 
 
+def _pool_size(text: str) -> int:
+    n = int(text)
+    if not 1 <= n <= 1 << 22:
+        raise argparse.ArgumentTypeError(f"must be 1..{1 << 22}, not {n}")
+    return n
+
+
 def _busy_poll_us(text: str) -> int:
     n = int(text)
     if not 0 <= n <= 1000:
@@ -369,6 +377,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--ring-retire-ms", type=int, default=1,
                    help="--rx-ring v3: a partly filled block goes to the pump after this many ms")
     p.add_argument("--conn-max", type=int, default=65536, help="connection table size per worker")
+    p.add_argument("--svc-max", type=_pool_size, default=4096,
+                   help="most virtual services (a fixed pool, ~0.3 KiB each; default 4096)")
+    p.add_argument("--dest-max", type=_pool_size, default=16384,
+                   help="most real servers over all services, deleted ones still carrying connections "
+                        "included (~0.3 KiB each; default 16384)")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run)")
     p.add_argument("--no-guard", action="store_true", help="do not install the netdev-ingress drop table")
     p.add_argument("--passthrough", action="store_true", help="debug: hand every frame to the slow path")

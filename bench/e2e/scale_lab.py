@@ -341,8 +341,9 @@ class Balancer:
         t0 = time.monotonic()
         try:
             self.proc = subprocess.Popen(
-                ["ip", "netns", "exec", t.l, sys.executable, str(HERE / "scale_lb_run.py"),
-                 str(max(256, 2 * len(self.lay.services))), str(max(4096, 2 * self.lay.n_dests)),
+                ["ip", "netns", "exec", t.l, sys.executable, "-m", "lb.cli.main", "run",
+                 "--svc-max", str(max(256, 2 * len(self.lay.services))),
+                 "--dest-max", str(max(4096, 2 * self.lay.n_dests)),
                  "--cpus", a.lb_cpu,
                  "--rps-cpus", a.rps_lb_ingress, "--iface", "l0", "--iface", "l1", "--iface", "l2",
                  *cfg, "--duration", "600", "--batch", "64",

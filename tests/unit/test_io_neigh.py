@@ -2,7 +2,8 @@
 - a dest on a port's subnet is its own next hop on that port;
 - a MAC learned from ARP resolves every dest waiting on that address, and goes to the core;
 - an unresolved dest gets an ARP request from the port's address, retried only after retry_s;
-- a changed MAC is handed on again; dests that left are forgotten.
+- a changed MAC is handed on again; dests that left are forgotten;
+- dests sharing a next hop cost one ARP request per pass, not one each.
 """
 
 from __future__ import annotations
@@ -95,3 +96,14 @@ def test_sync_forgets_removed_dests() -> None:
     r.sync([(1, A("10.2.0.2")), (2, A("10.2.0.3"))])
     r.sync([(2, A("10.2.0.3"))])
     assert sorted(r.wants) == [2]
+
+
+def test_many_dests_behind_one_next_hop_cost_one_request_per_pass() -> None:
+    r, set_calls, sent, _clock = make()
+    r.sync([(i, A("10.2.0.2")) for i in range(500)] + [(900, A("10.2.0.3"))])
+    assert r.poll() == 501
+    assert sorted(parse_arp(f).tpa for _, f in sent) == [A("10.2.0.2"), A("10.2.0.3")]  # type: ignore[union-attr]
+    mac = bytes.fromhex("0a0000000002")
+    r.learn(A("10.2.0.2"), mac, 1)
+    assert sorted(d for d, _, _ in set_calls) == list(range(500))
+    assert r.unresolved == [900]

@@ -110,8 +110,18 @@ def test_realtime_falls_back_without_permission_or_throttling(monkeypatch: pytes
     assert "sched_rt_runtime_us is -1" in logged[0]
 
 
-def test_rt_throttled_reads_the_sysctl() -> None:
-    assert rps.rt_throttled() in (True, False, None)
+def test_rt_throttled_reads_the_sysctl(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real = Path
+    files = {"/proc/sys/kernel/sched_rt_runtime_us": tmp_path / "rt"}
+    monkeypatch.setattr(rps, "Path", lambda s: real(files.get(str(s), s)))
+    (tmp_path / "rt").write_text("950000\n")
+    assert rps.rt_throttled() is True
+    (tmp_path / "rt").write_text("-1\n")
+    assert rps.rt_throttled() is False
+    (tmp_path / "rt").write_text("garbage\n")
+    assert rps.rt_throttled() is None
+    (tmp_path / "rt").unlink()
+    assert rps.rt_throttled() is None
 
 
 def test_rt_priority_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -124,3 +134,16 @@ def test_rt_priority_option(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         p.parse_args(["run", "--iface", "a", "--rt-priority", "100"])
     assert "must be 0..99" in capsys.readouterr().err
+
+
+def test_pool_size_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from lb.cli.main import build_parser  # noqa: PLC0415
+
+    p = build_parser()
+    a = p.parse_args(["run", "--iface", "a"])
+    assert (a.svc_max, a.dest_max) == (4096, 16384)
+    a = p.parse_args(["run", "--iface", "a", "--svc-max", "20000", "--dest-max", "40000"])
+    assert (a.svc_max, a.dest_max) == (20000, 40000)
+    with pytest.raises(SystemExit):
+        p.parse_args(["run", "--iface", "a", "--svc-max", "0"])
+    assert "must be 1..4194304, not 0" in capsys.readouterr().err
