@@ -27,6 +27,11 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from report_scale import plots as scale_plots  # noqa: E402
+from report_scale import section as scale_section  # noqa: E402
 
 
 @dataclass(slots=True)
@@ -140,6 +145,7 @@ class Inputs:
     udp: list[dict[str, Any]] = field(default_factory=list)
     tcp: dict[str, Any] | None = None
     scaling: dict[str, Any] | None = None
+    scale_lab: dict[str, Any] | None = None
 
 
 def load_json(path: str | Path | None) -> dict[str, Any] | None:
@@ -451,6 +457,8 @@ def render(inp: Inputs, meta: Meta, plots: Sequence[str] = ()) -> str:
         out += _tcp_section(inp.tcp)
     if inp.scaling:
         out += _scaling_section(inp.scaling)
+    if inp.scale_lab:
+        out += [*scale_section(inp.scale_lab).splitlines(), ""]
     if inp.micro:
         out += _micro_section(inp.micro)
     if plots:
@@ -514,6 +522,8 @@ def make_plots(inp: Inputs, outdir: Path) -> list[str]:
         fig_.savefig(path, dpi=90)
         plt.close(fig_)
         made.append(str(path))
+    if inp.scale_lab:
+        made += [str(p) for p in scale_plots(inp.scale_lab, outdir)]
     return made
 
 
@@ -523,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--udp", action="append", default=[], help="bench/e2e/run.py JSON (one per repetition)")
     ap.add_argument("--tcp", help="bench/e2e/tcp.py JSON")
     ap.add_argument("--scaling", help="bench/e2e/scaling.py JSON")
+    ap.add_argument("--scale-lab", help="bench/e2e/scale_lab.py JSON (end-to-end scaling in the lab)")
     ap.add_argument("--notes", help="markdown file whose lines go under 'Notes'")
     ap.add_argument("--meta", help="JSON with Meta fields (default: this machine, now)")
     ap.add_argument("--command", default="lb bench")
@@ -531,7 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = ap.parse_args(argv)
     inp = Inputs(micro=load_json(args.micro), udp=[d for p in args.udp if (d := load_json(p))],
-                 tcp=load_json(args.tcp), scaling=load_json(args.scaling))
+                 tcp=load_json(args.tcp), scaling=load_json(args.scaling),
+                 scale_lab=load_json(args.scale_lab))
     meta = Meta(**json.loads(Path(args.meta).read_text(encoding="utf-8"))) if args.meta else \
         current_meta(args.command, args.wall)
     if args.notes and Path(args.notes).exists():

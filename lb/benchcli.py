@@ -8,6 +8,8 @@ Parts, in order (each one a subprocess, so one failing part does not stop the ot
 - tcp      bench/e2e/tcp.py, wrk / iperf3 through the lab (root; also py-naive and the offloads-on
            route-offload / nft-nat-offload cases) → tcp.json;
 - scaling  bench/e2e/scaling.py, the C data path vs services / dests / connections → scaling.json;
+- scale-lab  bench/e2e/scale_lab.py, the same sweeps end to end in the lab (root): lb vs nftables linear
+           rules vs nftables maps → scale_lab.json;
 then bench/report.py writes DIR/RESULTS.md and its PNG plots, and the targets table is printed.
 Raw JSON goes to DIR/raw/.  `--quick` (CI smoke, < 3 minutes: ~2m10s measured on the shared 2-core box)
 shrinks every part; the full run takes about 22-27 minutes on a 2-core machine (UDP ~11, TCP ~7.5, micro
@@ -26,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
-PARTS = ("micro", "udp", "tcp", "scaling")
+PARTS = ("micro", "udp", "tcp", "scaling", "scale-lab")
 #: UDP modes (bench/e2e/run.py): every repetition runs UDP_MODES; the first also UDP_ONCE (the Python
 #: forwarders, "once, for scale", and --workers 2, inconclusive on 2 cores: ~30 s a mode-run, so the full
 #: run stays well under 30 minutes); --quick runs UDP_QUICK once.
@@ -100,6 +102,12 @@ def plan(args: argparse.Namespace, raw: Path, python: str = sys.executable) -> l
         if quick:
             argv.append("--quick")
         steps.append(Step("scaling", argv, out, 120 if quick else 600))
+    if "scale-lab" in parts:
+        out = raw / "scale_lab.json"
+        argv = [python, str(BENCH / "e2e" / "scale_lab.py"), "--out", str(out)]
+        argv += ["--quick", "--reps", "1"] if quick else \
+            ["--reps", str(min(reps, 2)), "--balancers", "lb-nat,nft-linear,nft-map"]
+        steps.append(Step("scale-lab", argv, out, 90 if quick else 600, root=True))
     return steps
 
 

@@ -47,7 +47,8 @@ def _args(*argv: str) -> argparse.Namespace:
 
 # ---- argument handling -----------------------------------------------------------------------------------
 def test_only_selects_parts_in_fixed_order() -> None:
-    assert benchcli.parse_only(None) == ["micro", "udp", "tcp", "scaling"]
+    assert benchcli.parse_only(None) == ["micro", "udp", "tcp", "scaling", "scale-lab"]
+    assert benchcli.parse_only("scale-lab,udp") == ["udp", "scale-lab"]
     assert benchcli.parse_only("scaling,micro") == ["micro", "scaling"]
     with pytest.raises(ValueError, match="unknown part"):
         benchcli.parse_only("micro,nope")
@@ -57,14 +58,15 @@ def test_quick_plan_is_small(tmp_path: Path) -> None:
     """--quick: one UDP run of the small mode list (lb-tun the only addition), short points and blast."""
     steps = benchcli.plan(_args("--quick"), tmp_path, python="py")
     parts = [s.part for s in steps]
-    assert parts == ["micro", "udp", "tcp", "scaling"]  # one UDP repetition under --quick
+    assert parts == ["micro", "udp", "tcp", "scaling", "scale-lab"]  # one UDP repetition under --quick
     micro = steps[0].argv
     assert f"--benchmark-json={tmp_path / 'micro.json'}" in micro
     assert "--benchmark-min-rounds=1" in micro
-    assert "--quick" in steps[-1].argv
+    assert "--quick" in steps[3].argv and "--quick" in steps[4].argv
+    assert steps[4].argv[steps[4].argv.index("--out") + 1] == str(tmp_path / "scale_lab.json")
     tcp = steps[2].argv
     assert tcp[tcp.index("--reps") + 1] == "1"
-    assert all(s.root == (s.part in ("udp", "tcp")) for s in steps)
+    assert all(s.root == (s.part in ("udp", "tcp", "scale-lab")) for s in steps)
     assert sum(s.timeout for s in steps) <= 900
     udp = steps[1].argv
     assert udp[udp.index("--modes") + 1] == "kernel,nft-dnat,lb-nat,lb-dr,lb-tun"
