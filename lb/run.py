@@ -38,6 +38,7 @@ from typing import Any
 from lb.io.guard import KernelGuard, ip_forward_enabled
 from lb.io.loop import Dataplane, PyDataplane, stderr_log
 from lb.io.port import Port, PortAddr, parse_mac
+from lb.io.rps import rt_priority_arg
 
 
 def _kv(items: list[str] | None, what: str) -> dict[str, str]:
@@ -328,13 +329,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_worker(args, rules_text)
 
 
-def _rt_priority(text: str) -> int:
-    n = int(text)
-    if not 0 <= n <= 99:
-        raise argparse.ArgumentTypeError(f"must be 0..99, not {n}")
-    return n
-
-
 def _pool_size(text: str) -> int:
     n = int(text)
     if not 1 <= n <= 1 << 22:
@@ -388,7 +382,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cpus", metavar="LIST", help="run on these CPUs only (e.g. 1 or 0-3; workers inherit)")
     p.add_argument("--rps-cpus", metavar="HEXMASK",
                    help="steer the ports' receive softirq to these CPUs (RPS; 1 = CPU 0), restored on exit")
-    p.add_argument("--rt-priority", type=_rt_priority, default=1, metavar="N",
+    p.add_argument("--rt-priority", type=rt_priority_arg, default=1, metavar="N",
                    help="SCHED_FIFO priority 1-99 for the balancer (0: normal scheduling; default 1): "
                         "it then runs as soon as a frame wakes it instead of waiting behind other tasks "
                         "on its CPU, as the kernel's softirq path does; it still sleeps when idle and RT "

@@ -118,6 +118,16 @@ def rt_throttled() -> bool | None:
         return None
 
 
+def rt_priority_arg(text: str) -> int:
+    """argparse type of `--rt-priority` (lb run, lb tun-decap): 0..99."""
+    import argparse  # noqa: PLC0415
+
+    n = int(text)
+    if not 0 <= n <= 99:
+        raise argparse.ArgumentTypeError(f"must be 0..99, not {n}")
+    return n
+
+
 def realtime(priority: int, log: Callable[[str], None] | None = None) -> bool:
     """Run this process under SCHED_FIFO at `priority` (1..99; 0: leave the normal policy); each `lb run`
     worker calls it for itself.  Without CAP_SYS_NICE, or with real-time throttling turned off (a FIFO task

@@ -38,6 +38,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from lb.io.rps import realtime, rt_priority_arg
+
 IPPROTO_IPIP = 4
 IMPLS = ("c", "python")
 ENV_IMPL = "LB_TUNDECAP_IMPL"
@@ -247,7 +249,7 @@ def c_available() -> bool:
     return hasattr(lib, "lb_tundecap_poll")
 
 
-def run_userspace(vip: str, dev: str, impl: str = "c") -> int:
+def run_userspace(vip: str, dev: str, impl: str = "c", rt_priority: int = 0) -> int:
     import pytun  # noqa: PLC0415 (only this path needs the extension)
 
     if impl == "c" and not c_available():
@@ -265,6 +267,9 @@ def run_userspace(vip: str, dev: str, impl: str = "c") -> int:
     st = DecapStats()
     print(f"tun-decap: {tun.name} holds {vip}; decapsulating IPIP ({impl})", flush=True)
     report = Report()
+    # The kernel's ipip decapsulates in softirq, ahead of every task; a userspace stand-in queued behind the
+    # server's own processes adds their time slices to every request (as `lb run --rt-priority` explains).
+    realtime(rt_priority, log=lambda m: print(f"tun-decap: {m}", flush=True))
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGUSR1, report.ask)
@@ -305,7 +310,7 @@ def handler(args: argparse.Namespace) -> int:
     ipaddress.IPv4Address(args.vip)
     if args.kernel_ipip:
         return run_kernel(args.vip, args.dev)
-    return run_userspace(args.vip, args.dev, args.impl)
+    return run_userspace(args.vip, args.dev, args.impl, args.rt_priority)
 
 
 def default_impl() -> str:
@@ -320,6 +325,9 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                    help=f"decapsulation loop: c (batched, default) or python (the readable twin); "
                         f"the default comes from ${ENV_IMPL} when set")
     p.add_argument("--kernel-ipip", action="store_true", help="use the kernel ipip module instead")
+    p.add_argument("--rt-priority", type=rt_priority_arg, default=1, metavar="N",
+                   help="run the decapsulator SCHED_FIFO N (default 1, as the kernel's ipip runs in softirq; "
+                        "0: normal scheduling)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

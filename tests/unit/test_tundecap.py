@@ -200,3 +200,15 @@ def test_impl_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(tundecap.ENV_IMPL, "bogus")
     assert tundecap.default_impl() == "c"
     assert tundecap.c_available()
+
+
+def test_rt_priority_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """`lb tun-decap` runs SCHED_FIFO 1 by default (the kernel's ipip runs in softirq); 0 opts out."""
+    from lb.cli.main import build_parser  # noqa: PLC0415
+
+    p = build_parser()
+    assert p.parse_args(["tun-decap", "--vip", "10.1.0.100"]).rt_priority == 1
+    assert p.parse_args(["tun-decap", "--vip", "10.1.0.100", "--rt-priority", "0"]).rt_priority == 0
+    with pytest.raises(SystemExit):
+        p.parse_args(["tun-decap", "--vip", "10.1.0.100", "--rt-priority", "-1"])
+    assert "must be 0..99, not -1" in capsys.readouterr().err
