@@ -9,8 +9,8 @@
  * both checksums) and sendmmsg()s them in bursts of 64 on an AF_PACKET socket bound to -i IFACE with
  * PACKET_QDISC_BYPASS: no routing, neighbour or qdisc work per packet, so one core offers more than the
  * balancer under test can take (a raw IP socket, tried first, was the bottleneck on this 2-core box).  Packet k belongs to tuple f = OFFSET + (k % FLOWS), or f = OFFSET + k with -f 0 (every
- * packet a new flow); tuple f goes to DST_IP + f % NDST, from SRC_IP + (f / NDST) % NSRC, source port
- * SPORT_BASE + (f / NDST / NSRC) % NPORTS.  18-byte payload = 64-byte Ethernet frames with the FCS; the UDP
+ * packet a new flow); tuple f goes to DST_IP + f % NDST from source port SPORT_BASE + f % NPORTS of
+ * SRC_IP + (f / NPORTS) % NSRC (every tuple its own client side up to NPORTS x NSRC tuples).  18-byte payload = 64-byte Ethernet frames with the FCS; the UDP
  * checksum is computed.  RATE_PPS 0 = as fast as the socket takes them (an overload blast).  Stops after
  * SECONDS (capped at 60) or COUNT packets, then prints "sent N seconds T errors E".  The source addresses
  * need not exist on the sender; replies to them must be routable where they matter.
@@ -68,10 +68,12 @@ struct gen {
 /* Write tuple f's IPv4 packet (both checksums) into pkt. */
 static void build(const struct gen *g, uint64_t f, uint8_t *pkt)
 {
+	/* The client side (source port, then address) varies fastest, so that no two tuples share it: IPVS
+	 * and lb hash a connection on the client side only (proto, caddr, cport), and a generator that sent
+	 * one client port to many VIPs would measure one long hash chain, not the number of services. */
 	uint32_t daddr = g->dst + (uint32_t)(f % g->ndst);
-	uint64_t rest = f / g->ndst;
-	uint32_t saddr = g->src + (uint32_t)(rest % g->nsrc);
-	uint16_t sport = (uint16_t)(g->sport + (rest / g->nsrc) % g->nports);
+	uint16_t sport = (uint16_t)(g->sport + f % g->nports);
+	uint32_t saddr = g->src + (uint32_t)((f / g->nports) % g->nsrc);
 	uint8_t *ip = pkt, *udp = pkt + 20;
 	uint32_t ns = htonl(saddr), nd = htonl(daddr);
 	memset(ip, 0, 28);
