@@ -44,6 +44,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip setuptools wheel cffi
 # Editable install compiles csched/ into lb/_csched*.so (out-of-line API mode).
-.venv/bin/python -m pip install -q --no-build-isolation -e ".[test]"
+.venv/bin/python -m pip install -q --no-build-isolation -e ".[test,bench]"
 .venv/bin/python -c "import lb.core._ffi" # fails loudly if the extension and the package disagree
 echo "setup: ok ($(.venv/bin/python --version), $(ls lb/_csched*.so))" >&2
