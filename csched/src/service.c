@@ -538,17 +538,29 @@ int lb_dest_add(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_des
 	return 0;
 }
 
-int lb_dest_id(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_dest_cfg *c)
+/* The service named by svc and its dest named by c (address family, address, port): 0, -ESRCH (no such
+ * service), -EAFNOSUPPORT or -ENOENT (no such dest).  *sp is set whenever the service exists. */
+static int dest_lookup(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_dest_cfg *c,
+		       struct lb_service **sp, struct lb_dest **dp)
 {
 	struct lb_service *s = svc_from_key(core, svc);
+	*sp = s;
 	if (!s)
 		return -ESRCH;
 	if (c->af != LB_AF_INET && c->af != LB_AF_INET6)
 		return -EAFNOSUPPORT;
 	union lb_addr a;
 	lb_addr_from_cfg(&a, c->addr, c->af);
-	struct lb_dest *d = dest_find(s, &a, c->af, to_net16(c->port));
-	return d ? d->id : -ENOENT;
+	*dp = dest_find(s, &a, c->af, to_net16(c->port));
+	return *dp ? 0 : -ENOENT;
+}
+
+int lb_dest_id(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_dest_cfg *c)
+{
+	struct lb_service *s;
+	struct lb_dest *d;
+	int rc = dest_lookup(core, svc, c, &s, &d);
+	return rc ? rc : d->id;
 }
 
 int lb_dest_edit(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_dest_cfg *c)
@@ -556,30 +568,24 @@ int lb_dest_edit(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_de
 	struct lb_service *s = svc_from_key(core, svc);
 	if (!s)
 		return -ESRCH;
-	int rc = dest_cfg_check(c);
+	int rc = dest_cfg_check(c);	/* the whole new config is checked before the dest is looked up */
 	if (rc)
 		return rc;
-	union lb_addr a;
-	lb_addr_from_cfg(&a, c->addr, c->af);
-	struct lb_dest *d = dest_find(s, &a, c->af, to_net16(c->port));
-	if (!d)
-		return -ENOENT;
+	struct lb_dest *d;
+	rc = dest_lookup(core, svc, c, &s, &d);
+	if (rc)
+		return rc;
 	dest_update(s, d, c, false);
 	return 0;
 }
 
 int lb_dest_del(lb_core *core, const struct lb_svc_cfg *svc, const struct lb_dest_cfg *c)
 {
-	struct lb_service *s = svc_from_key(core, svc);
-	if (!s)
-		return -ESRCH;
-	if (c->af != LB_AF_INET && c->af != LB_AF_INET6)
-		return -EAFNOSUPPORT;
-	union lb_addr a;
-	lb_addr_from_cfg(&a, c->addr, c->af);
-	struct lb_dest *d = dest_find(s, &a, c->af, to_net16(c->port));
-	if (!d)
-		return -ENOENT;
+	struct lb_service *s;
+	struct lb_dest *d;
+	int rc = dest_lookup(core, svc, c, &s, &d);
+	if (rc)
+		return rc;
 	dest_unlink(core, s, d, true);
 	return 0;
 }
