@@ -12,26 +12,16 @@ offload cost, and lists every issue-7 target.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from benchmods import load
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
-
-report = _load("pyvs_bench_report_udp", REPO / "bench" / "report.py")
+report = load("pyvs_bench_report_udp", REPO / "bench" / "report.py")
 META = report.Meta(date="2030-01-01 00:00 UTC", commit="abc", kernel="6.0", cpu="CPU", cores=2, python="3.11",
                    machine="x86_64")
 

@@ -12,31 +12,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from benchmods import load
 
 from lb import benchcli
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
-
-report = _load("pyvs_bench_report", REPO / "bench" / "report.py")
+report = load("pyvs_bench_report", REPO / "bench" / "report.py")
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -249,7 +238,7 @@ Transfer/sec:      1.50MB
 
 
 def test_parse_wrk_and_iperf3() -> None:
-    tcp = _load("pyvs_bench_tcp", REPO / "bench" / "e2e" / "tcp.py")
+    tcp = load("pyvs_bench_tcp", REPO / "bench" / "e2e" / "tcp.py")
     got = tcp.parse_wrk(WRK_OUT)
     assert got["req_per_s"] == 18100.5
     assert got["requests"] == 72400

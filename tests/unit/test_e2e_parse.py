@@ -11,28 +11,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from benchmods import load
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
-
-run = _load("pyvs_bench_run", REPO / "bench" / "e2e" / "run.py")
-tcp = _load("pyvs_bench_tcp_parse", REPO / "bench" / "e2e" / "tcp.py")
+run = load("pyvs_bench_run", REPO / "bench" / "e2e" / "run.py")
+tcp = load("pyvs_bench_tcp_parse", REPO / "bench" / "e2e" / "tcp.py")
 
 
 # ---- run.py ----------------------------------------------------------------------------------------------

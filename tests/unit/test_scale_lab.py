@@ -11,32 +11,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from fractions import Fraction
 from ipaddress import IPv4Address
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from benchmods import load
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load() -> ModuleType:
-    e2e = REPO / "bench" / "e2e"
-    if str(e2e) not in sys.path:
-        sys.path.insert(0, str(e2e))
-    spec = importlib.util.spec_from_file_location("scale_lab", e2e / "scale_lab.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["scale_lab"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-sl = _load()
+sl = load("scale_lab", REPO / "bench" / "e2e" / "scale_lab.py")
 
 
 def test_vips_and_dest_addresses() -> None:

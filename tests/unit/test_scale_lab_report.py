@@ -8,25 +8,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from benchmods import load
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("report_scale", REPO / "bench" / "report_scale.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["report_scale"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-rs = _load()
+rs = load("report_scale", REPO / "bench" / "report_scale.py")
 
 
 def _pt(sweep: str, x: int, bal: str, pps: list[float], new: list[float] | None = None,
