@@ -24,9 +24,14 @@ Cases (the balancer namespace is the same in each mode's topology):
   route                   the kernel's own IP forwarding: ECMP route to the VIP (DR topology) = the limit
   nft-nat                 nftables DNAT, `numgen inc` over both real servers, conntrack (kube-proxy style)
   nft-dr                  nftables netdev ingress MAC rewrite + fwd (DR topology)
+  nft-nat-dr, nft-nat-tun the same nftables DNAT in the DR and TUN topologies (lab balancer `nft-dnat`:
+                          the real servers' replies are routed back through the balancer, as DNAT needs), so
+                          that lb-dr and lb-tun are compared with DNAT over the same hops (router, switch)
   route-offload, nft-nat-offload   route / nft-nat with the lab links' offloads back at the kernel's veth
                           defaults (TX checksum on, hence TSO/GSO across veth): what running with offloads
                           off costs the kernel itself (the -offload cases over their plain ones)
+The client namespace runs as a load generator (`tune_client`: tcp_tw_reuse=1, ports 1024-65535; without
+them wrk's own TIME_WAITs exhaust its ports within a few runs and conn/s collapses in every mode).
 Every figure is repeated --reps times; the JSON keeps all repetitions (bench/report.py takes median, min,
 max and the ratios to `route` and `nft-nat`).  The lab links have TX checksum offload (hence TSO/GSO) off,
 as the lab builds them (lb/lab/netns.py: `ethtool -K <dev> tx off` on both ends of every veth); the
@@ -85,8 +90,11 @@ CASES: dict[str, Case] = {c.name: c for c in (
     Case("py-naive", "dr", "py", light=True),
     Case("route-offload", "dr", "route", offload=True),
     Case("nft-nat-offload", "nat", "nft", offload=True),
+    Case("nft-nat-dr", "dr", "nft-dnat"),
+    Case("nft-nat-tun", "tun", "nft-dnat"),
 )}
-DEFAULT_CASES = "route,nft-nat,nft-dr,lb-nat,lb-dr,lb-tun,lb-nat-py,py-naive,route-offload,nft-nat-offload"
+DEFAULT_CASES = ("route,nft-nat,nft-nat-dr,nft-nat-tun,nft-dr,lb-nat,lb-dr,lb-tun,lb-nat-py,py-naive,"
+                 "route-offload,nft-nat-offload")
 
 
 def build_httpsrv(tmp: Path) -> Path:
@@ -175,7 +183,7 @@ def configure(lab: Lab, log_dir: Path | None = None) -> None:
         r = lab.lbadm(["-R"], input_text="\n".join(lines) + "\n")
         if r.returncode != 0:
             raise RuntimeError(f"lbadm -R: {r.stderr.strip()}")
-    elif b == "nft" and t.mode == "nat":
+    elif b == "nft-dnat" or (b == "nft" and t.mode == "nat"):
         rmap = ", ".join(f"{i} : {r}" for i, r in enumerate(rips))
         lab.net.nft(lbn, (
             "table ip pyvsbench {\n  chain pre {\n    type nat hook prerouting priority dstnat;\n"
@@ -203,6 +211,24 @@ def configure(lab: Lab, log_dir: Path | None = None) -> None:
                        "prio", "100")
     else:
         raise ValueError(f"no benchmark configuration for balancer {b} in {t.mode}")
+
+
+# The client is a load generator: wrk closes its socket as soon as a `Connection: close` response is
+# read, often before the server's FIN arrives, so the client keeps a TIME_WAIT per connection (60 s).
+# connect() prefers even ports, so about 14 000 of them (half the default 32768-60999 range) fill up in
+# a few seconds at 8 k conn/s; after that every connect() scans the full half and conn/s collapses to a
+# few hundred until the TIME_WAITs expire.  That is the load generator running out of ports, not the
+# balancer; every load-test guide sets these two on the generating host.  Client namespace only.
+CLIENT_SYSCTLS = (("net.ipv4.tcp_tw_reuse", "1"), ("net.ipv4.ip_local_port_range", "1024 65535"))
+
+
+def tune_client(lab: Lab) -> dict[str, str]:
+    """Apply CLIENT_SYSCTLS in the lab's client namespace; return what the client then reports."""
+    for key, value in CLIENT_SYSCTLS:
+        lab.net.sysctl("client", key, value)
+    r = lab.exec("client", ["sysctl", "-n", *(k for k, _ in CLIENT_SYSCTLS)], check=False)
+    return dict(zip((k for k, _ in CLIENT_SYSCTLS), (" ".join(x.split()) for x in r.stdout.splitlines()),
+                    strict=False))
 
 
 def pin_balancer(lab: Lab) -> None:
@@ -283,6 +309,7 @@ def run_case(case: Case, exe: Path, args: argparse.Namespace) -> dict[str, Any]:
                       log=Path(tempfile.gettempdir()) / f"{name}-iperf3.log")
         if case.offload:
             set_offloads(lab, on=True)
+        res["client_sysctls"] = tune_client(lab)
         configure(lab, Path(tempfile.gettempdir()))
         pin_balancer(lab)
         res["offloads"] = offloads(lab)

@@ -6,6 +6,11 @@
             with `numgen inc` (rr/wrr; weights = repeated buckets) or `jhash ip saddr` (sh/mh/dh); conntrack
             undoes it on replies. DR: a netdev ingress rule sets the dst MAC by a per-flow `jhash` and `fwd`s
             the frame back out (the IP packet is untouched).
+- `nft-dnat`: nftables DNAT (as `nft` in NAT) in *any* topology, so that DR and TUN can be compared with
+            DNAT in the same namespaces.  DNAT needs the replies back through the balancer, so in the DR and
+            TUN topologies the real servers' replies are routed to it (`dnat_return_routes`): a server on
+            the balancer's subnet gets it as its default gateway; otherwise its gateway (the router) sends
+            what comes from the real servers to the balancer by a source rule.
 - `route` : plain kernel forwarding, DR only: an ECMP route to the VIP over the real servers with L4 hashing
             (the kernel rewrites the MACs and decrements the TTL).
 - `py`    : `lb.lab.pyfwd`, a naive Python forwarder for DR and TUN (the benchmarks' "naive Python").
@@ -14,18 +19,20 @@ Nothing here runs a command: `lb.lab.lab` applies these through `NetnsSet`.
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lb.lab.topology import Topology
 
-BALANCERS = ("lb", "nft", "route", "py")
+BALANCERS = ("lb", "nft", "nft-dnat", "route", "py")
 #: Which balancer can run which mode.
 SUPPORTED: dict[str, tuple[str, ...]] = {
     "lb": ("nat", "dr", "tun"),
     "nft": ("nat", "dr"),
+    "nft-dnat": ("nat", "dr", "tun"),
     "route": ("dr",),
     "py": ("dr", "tun"),
 }
@@ -115,6 +122,47 @@ def nft_script(topo: Topology, svc: Service, macs: tuple[str, ...] = ()) -> str:
         hook = f"type filter hook ingress device {dev} priority 0;"
         return f"table netdev pyvs {{\n  chain in {{\n    {hook}\n{body}\n  }}\n}}\n"
     raise ValueError(f"nft cannot balance {topo.mode.upper()}")
+
+
+def dnat_script(topo: Topology, svc: Service) -> str:
+    """`nft-dnat`: the NAT-mode DNAT ruleset, whatever the topology."""
+    return nft_script(replace(topo, mode="nat"), svc)
+
+
+DNAT_TABLE = 100  # routing table of the router's source rule (nft-dnat in a topology with a router)
+
+
+def _ip_in(addr: str, cidr: str) -> bool:
+    return ipaddress.ip_address(addr) in ipaddress.ip_network(cidr, strict=False)
+
+
+def dnat_return_routes(topo: Topology) -> list[tuple[str, list[str]]]:
+    """(node, `ip` argv) that send the real servers' replies through the balancer, for `nft-dnat`.
+
+    NAT: nothing (the servers' gateway is the balancer already).  A server on the balancer's subnet (DR)
+    gets the balancer as its default gateway.  Otherwise (TUN) the node that is the servers' gateway gets
+    one source rule per real server into table DNAT_TABLE, whose default route is the balancer."""
+    lb_addr = topo.addr_of(topo.server_side)
+    gw = {node: via for node, to, via in topo.routes if to == "default"}
+    out: list[tuple[str, list[str]]] = []
+    gw_node = ""
+    for node, rip in zip(topo.servers, topo.rips, strict=True):
+        via = gw.get(node, "")
+        if not via or via == lb_addr:
+            continue
+        cidr = next((c for ep, c, _ in topo.addrs if ep.node == node and _ip_in(rip, c) and "/" in c), "")
+        if cidr and _ip_in(lb_addr, cidr):
+            out.append((node, ["route", "replace", "default", "via", lb_addr]))
+            continue
+        gw_node = next((ep.node for ep, c, _ in topo.addrs if c.split("/")[0] == via), "")
+        if not gw_node:
+            raise ValueError(f"nft-dnat: no node owns {node}'s gateway {via}")
+        out.append((gw_node, ["rule", "add", "from", f"{rip}/32", "lookup", str(DNAT_TABLE),
+                              "prio", str(DNAT_TABLE)]))
+    if gw_node:
+        out.append((gw_node, ["route", "replace", "default", "via", topo.addr_of(topo.client_side),
+                              "table", str(DNAT_TABLE)]))
+    return out
 
 
 def route_argv(topo: Topology, svc: Service) -> list[str]:

@@ -173,6 +173,13 @@ class Lab:
             if topo.mode == "nat":
                 self.net.sysctl(lbn, "net.ipv4.ip_forward", 1)
             self.net.nft(lbn, bal.nft_script(topo, svc, tuple(topo.server_macs)))
+        elif b == "nft-dnat":
+            for key, value in (("net.ipv4.ip_forward", 1), ("net.ipv4.conf.all.send_redirects", 0),
+                               (f"net.ipv4.conf.{topo.server_side.dev}.send_redirects", 0)):
+                self.net.sysctl(lbn, key, value)
+            for node, argv in bal.dnat_return_routes(topo):
+                self.net.run_ip(node, *argv)
+            self.net.nft(lbn, bal.dnat_script(topo, svc))
         elif b == "route":
             for key, value in bal.route_sysctls(topo):
                 self.net.sysctl(lbn, key, value)

@@ -84,11 +84,27 @@ def test_route_ecmp() -> None:
     assert ("net.ipv4.fib_multipath_hash_policy", 1) in bal.route_sysctls(topo)  # type: ignore[arg-type]
 
 
+def test_nft_dnat_return_routes_per_topology() -> None:
+    """nft-dnat: NAT needs nothing; DR servers (on the balancer's subnet) take it as gateway; TUN servers'
+    router sends their traffic to the balancer by source rules."""
+    assert bal.dnat_return_routes(load("nat", 2)) == []
+    dr = bal.dnat_return_routes(load("dr", 2))
+    assert dr == [("real1", ["route", "replace", "default", "via", "10.3.0.2"]),
+                  ("real2", ["route", "replace", "default", "via", "10.3.0.2"])]
+    tun = bal.dnat_return_routes(load("tun", 3))
+    assert [n for n, _ in tun] == ["router"] * 4
+    assert [a[3] for _, a in tun[:3]] == ["10.5.0.11/32", "10.5.0.12/32", "10.5.0.13/32"]
+    assert tun[3][1] == ["route", "replace", "default", "via", "10.4.0.2", "table", str(bal.DNAT_TABLE)]
+    topo, svc = _svc("tun")
+    assert "dnat to numgen inc mod 3" in bal.dnat_script(topo, svc)  # type: ignore[arg-type]
+    bal.check("nft-dnat", "tun")
+
+
 def test_balancer_mode_matrix() -> None:
     bal.check("nft", "nat")
     bal.check("py", "tun")
     with pytest.raises(ValueError, match="cannot do TUN"):
-        bal.check("nft", "tun")
+        bal.check("route", "tun")
     with pytest.raises(ValueError, match="cannot do NAT"):
         bal.check("route", "nat")
     with pytest.raises(ValueError, match="unknown balancer"):
