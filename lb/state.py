@@ -21,7 +21,7 @@ import contextlib
 import errno
 import importlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,24 +107,45 @@ class ConfigState:
     def dests(self, key: model.ServiceKey) -> list[model.Dest]:
         return list(self._m.dests.get(key, ()))
 
+    def _with_rates(self, st: model.ServiceStatus) -> model.ServiceStatus:
+        """The core's view of one service, with the model's service and (Python estimator) the rates."""
+        key = st.service.key
+        svc = self._m.services.get(key, st.service)
+        if self._native_est:
+            return model.ServiceStatus(svc, st.dests, st.stats, st.rates)
+        dests = tuple(model.DestStatus(d.dest, d.activeconns, d.inactconns, d.persistconns, d.stats,
+                                       self.estimator.rates(("dest", key, d.dest.key))) for d in st.dests)
+        return model.ServiceStatus(svc, dests, st.stats, self.estimator.rates(("svc", key)))
+
     def status(self) -> list[model.ServiceStatus]:
         """Every service with dests, counters (from the core) and rates (from the estimator)."""
         with self.lock:
-            out = []
-            for st in self.core.services():
-                key = st.service.key
-                svc = self._m.services.get(key, st.service)
-                if self._native_est:
-                    out.append(model.ServiceStatus(svc, st.dests, st.stats, st.rates))
-                    continue
-                dests = tuple(
-                    model.DestStatus(d.dest, d.activeconns, d.inactconns, d.persistconns, d.stats,
-                                     self.estimator.rates(("dest", key, d.dest.key)))
-                    for d in st.dests)
-                out.append(model.ServiceStatus(svc, dests, st.stats, self.estimator.rates(("svc", key))))
+            out = [self._with_rates(st) for st in self.core.services()]
             order = {k: i for i, k in enumerate(self._m.services)}
             out.sort(key=lambda s: order.get(s.service.key, len(order)))
             return out
+
+    def service_status(self, key: model.ServiceKey) -> model.ServiceStatus:
+        """One service as status() shows it (IpvsError ESRCH when there is none)."""
+        with self.lock:
+            if key not in self._m.services:
+                raise IpvsError(Op.GET_SERVICE, errno.ESRCH, str(key))
+            return self._with_rates(self.core.service_status(key))
+
+    def status_iter(self) -> Iterator[model.ServiceStatus]:
+        """status(), one service at a time, so that a caller can hand the data plane back between
+        services (the control socket streams a 10 000-service listing this way).  The services listed
+        are those configured when the iteration starts, in status() order; one deleted before its turn
+        is left out, and each service is a consistent view of itself (the list as a whole is not a
+        snapshot, as the kernel's netlink dump is not one either)."""
+        with self.lock:
+            keys = list(self._m.services)
+        for key in keys:
+            try:
+                yield self.service_status(key)
+            except IpvsError as e:
+                if e.errno != errno.ESRCH:
+                    raise
 
     def tick(self, now_s: float) -> None:
         """Feed the rate estimator (call every second or so; it steps every 2 s, ip_vs_est.c's timer)."""

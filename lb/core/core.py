@@ -177,20 +177,24 @@ class Core:
         key = model.ServiceKey(model.Proto(c.proto), addr, c.port, c.fwmark)
         return model.Service(key, ffi.string(c.sched).decode(), c.flags, c.timeout, c.netmask)
 
+    def _status_of(self, info: Any) -> model.ServiceStatus:
+        svc = self._service_from_info(info)
+        dests = tuple(model.DestStatus(d.dest, d.activeconns, d.inactconns, d.persistconns, d.stats, d.rates)
+                      for d in self.dest_infos(svc.key))
+        return model.ServiceStatus(svc, dests, _stats(info.stats), _rates(info.rates))
+
     def services(self) -> list[model.ServiceStatus]:
         """Every service with its destinations (kernel list order: newest first) and counters."""
         n = lib.lb_svc_list(self.ptr, ffi.NULL, 0)
         buf = ffi.new("struct lb_svc_info[]", max(n, 1))
         n = min(self._check(Op.GET_SERVICES, lib.lb_svc_list(self.ptr, buf, n)), n)
-        out = []
-        for i in range(n):
-            svc = self._service_from_info(buf[i])
-            dests = tuple(
-                model.DestStatus(d.dest, d.activeconns, d.inactconns, d.persistconns, d.stats, d.rates)
-                for d in self.dest_infos(svc.key)
-            )
-            out.append(model.ServiceStatus(svc, dests, _stats(buf[i].stats), _rates(buf[i].rates)))
-        return out
+        return [self._status_of(buf[i]) for i in range(n)]
+
+    def service_status(self, key: model.ServiceKey) -> model.ServiceStatus:
+        """One service as services() shows it (IpvsError ESRCH when there is no such service)."""
+        info = ffi.new("struct lb_svc_info *")
+        self._check(Op.GET_SERVICE, lib.lb_svc_get(self.ptr, self._svc_key_cfg(key), info), str(key))
+        return self._status_of(info)
 
     def estimate(self) -> None:
         """One 2-second step of the C rate estimator over every service and dest (ip_vs_est.c's timer)."""

@@ -15,20 +15,21 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib
+import json
 import os
 import selectors
 import socket
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lb import __version__, model
 from lb.daemon import protocol as p
-from lb.errors import IpvsError, LbError, Op, ProtocolError
+from lb.errors import LbError, ProtocolError
 from lb.estimator import INTERVAL_S
 from lb.state import ApplyResult, ConfigState
 
@@ -36,6 +37,9 @@ DEFAULT_SOCKET = "/run/pyvs/lb.sock"
 MAX_CLIENTS = 64
 MAX_OUTBUF = 16 * 1024 * 1024
 READ_CHUNK = 65536
+#: How long one poll() may spend producing a streamed response before it hands the data plane back.
+JOB_SLICE_S = 0.002
+_SERVICES_MARK = "\x00services\x00"
 
 
 def socket_path(path: str | None = None) -> str:
@@ -49,6 +53,7 @@ class _Client:
     inbuf: bytearray = field(default_factory=bytearray)
     outbuf: bytearray = field(default_factory=bytearray)
     closing: bool = False
+    job: Iterator[bytes] | None = None   # a response being produced piece by piece (see respond())
 
 
 def default_conns(core: Any) -> list[model.ConnInfo]:
@@ -157,8 +162,14 @@ class Server:
                     served += self._read(fd)
                 if fd in self._clients and events & selectors.EVENT_WRITE:
                     self._flush(fd)
+            served += self._run_jobs(time.monotonic() + JOB_SLICE_S)
             if self.clock() >= deadline:
                 return served
+
+    @property
+    def busy(self) -> bool:
+        """A response is still being produced or sent: the run loop should not sleep (lb/io/loop.py)."""
+        return any(c.job is not None or c.outbuf for c in self._clients.values())
 
     def serve_forever(self, stop: threading.Event, step_s: float = 0.05) -> None:
         """For tests and `lbadm`-only setups: poll until `stop` is set."""
@@ -202,8 +213,14 @@ class Server:
             self._drop(fd)
             return 0
         c.inbuf += data
+        return self._serve_lines(fd, time.monotonic() + JOB_SLICE_S)
+
+    def _serve_lines(self, fd: int, until: float) -> int:
+        """Answer the complete request lines in the client's inbuf, in order; a streamed response that
+        is not finished by `until` holds the lines after it until _run_jobs finishes it."""
+        c = self._clients[fd]
         served = 0
-        while not c.closing:
+        while not c.closing and c.job is None:
             nl = c.inbuf.find(b"\n")
             if nl < 0:
                 if len(c.inbuf) > p.MAX_LINE:
@@ -216,10 +233,42 @@ class Server:
             del c.inbuf[: nl + 1]
             if not line.strip():
                 continue
-            self._queue(fd, self.handle_line(line))
+            c.job = self.respond(line)
             served += 1
+            self._advance(fd, until)
             if fd not in self._clients:
                 break
+        return served
+
+    def _advance(self, fd: int, until: float) -> None:
+        """Produce the client's streamed response until it ends or `until` passes."""
+        c = self._clients[fd]
+        try:
+            while c.job is not None:
+                try:
+                    chunk = next(c.job)
+                except StopIteration:
+                    c.job = None
+                    break
+                self._queue(fd, chunk)
+                if fd not in self._clients:
+                    return
+                if time.monotonic() >= until:
+                    break
+        except Exception:  # a response that fails half-written cannot be repaired: end the connection
+            self._drop(fd)
+            self.dropped += 1
+
+    def _run_jobs(self, until: float) -> int:
+        """Continue every unfinished streamed response, then the requests queued behind each."""
+        served = 0
+        for fd in [fd for fd, c in self._clients.items() if c.job is not None]:
+            if fd not in self._clients:
+                continue
+            self._advance(fd, until)
+            c = self._clients.get(fd)
+            if c is not None and c.job is None:
+                served += self._serve_lines(fd, until)
         return served
 
     def _queue(self, fd: int, data: bytes) -> None:
@@ -257,17 +306,48 @@ class Server:
 
     def handle_line(self, line: bytes) -> bytes:
         """One request line → one response line (never raises)."""
+        return b"".join(self.respond(line))
+
+    def respond(self, line: bytes) -> Iterator[bytes]:
+        """One request line → its response line, in pieces.  `status` is streamed a service at a time
+        (status_stream), so that a listing of 10 000 services does not hold the data plane for a second;
+        every other request is answered in one piece.  The bytes are those of handle_line."""
         req_id = 0
         try:
             req_id, op, args = p.decode_request(line)
-            result = self.dispatch(op, args)
-            self.requests += 1
-            return p.encode({"v": p.VERSION, "id": req_id, "ok": True, "result": result})
+            if op == "status":
+                stream = self.status_stream(req_id)
+            else:
+                result = self.dispatch(op, args)
+                self.requests += 1
+                yield p.encode({"v": p.VERSION, "id": req_id, "ok": True, "result": result})
+                return
         except LbError as exc:
-            return p.encode({"v": p.VERSION, "id": req_id, "ok": False, "error": exc.to_dict()})
+            yield p.encode({"v": p.VERSION, "id": req_id, "ok": False, "error": exc.to_dict()})
+            return
         except Exception as exc:  # a bad request must never take the daemon down
             err = LbError(f"internal error: {type(exc).__name__}: {exc}")
-            return p.encode({"v": p.VERSION, "id": req_id, "ok": False, "error": err.to_dict()})
+            yield p.encode({"v": p.VERSION, "id": req_id, "ok": False, "error": err.to_dict()})
+            return
+        self.requests += 1
+        yield from stream
+
+    def status_stream(self, req_id: int) -> Iterator[bytes]:
+        """The `status` response line as pieces: everything around the service list (built now), then one
+        piece per service (ConfigState.status_iter, built when asked for), then the rest."""
+        env = {"v": p.VERSION, "id": req_id, "ok": True,
+               "result": {**self._header(), "services": [_SERVICES_MARK],
+                          "timeouts": p.timeouts_to_dict(self.state.timeouts)}}
+        head, _, tail = p.encode(env).partition(b"[" + json.dumps(_SERVICES_MARK).encode() + b"]")
+        return self._status_pieces(head, tail)
+
+    def _status_pieces(self, head: bytes, tail: bytes) -> Iterator[bytes]:
+        yield head + b"["
+        sep = b""
+        for s in self.state.status_iter():
+            yield sep + json.dumps(p.status_to_dict(s), separators=(",", ":")).encode()
+            sep = b","
+        yield b"]" + tail
 
     def _trace(self, a: dict[str, Any]) -> dict[str, Any]:
         """arm / read / stop the data plane's trace ring (C core only)."""
@@ -309,10 +389,7 @@ class Server:
                     "timeouts": p.timeouts_to_dict(st.timeouts)}
         if op == "service":
             key = p.key_from_dict(args.get("key"))
-            for s in st.status():
-                if s.service.key == key:
-                    return p.status_to_dict(s)
-            raise IpvsError(Op.GET_SERVICE, errno.ESRCH, str(key))
+            return p.status_to_dict(st.service_status(key))
         if op == "conns":
             return {"conns": [p.conn_to_dict(c) for c in self.conns()]}
         if op == "timeouts":

@@ -269,16 +269,18 @@ class PyCore:
         return DestInfo(self._dest_ids[d], dest, d.flags, d.activeconns, d.inactconns, d.persistconns,
                         d.last_weight, self.engine.dest_stats[d].as_model())
 
+    def _status_of(self, ref: RefService) -> model.ServiceStatus:
+        dests = tuple(model.DestStatus(i.dest, i.activeconns, i.inactconns, i.persistconns, i.stats)
+                      for i in (self._dest_info(d) for d in ref.dests))
+        return model.ServiceStatus(self._service_model(ref), dests, self.engine.svc_stats[ref.key].as_model())
+
     def services(self) -> list[model.ServiceStatus]:
         """Every service (slot order) with its dests (newest first) and counters, as Core.services."""
-        out = []
-        for slot in sorted(self._svc_slots):
-            ref = self._svc_slots[slot]
-            dests = tuple(model.DestStatus(i.dest, i.activeconns, i.inactconns, i.persistconns, i.stats)
-                          for i in (self._dest_info(d) for d in ref.dests))
-            out.append(model.ServiceStatus(self._service_model(ref), dests,
-                                           self.engine.svc_stats[ref.key].as_model()))
-        return out
+        return [self._status_of(self._svc_slots[slot]) for slot in sorted(self._svc_slots)]
+
+    def service_status(self, key: model.ServiceKey) -> model.ServiceStatus:
+        """One service as services() shows it (IpvsError ESRCH when there is no such service)."""
+        return self._status_of(self._find(Op.GET_SERVICE, key))
 
     def service_stats(self, key: model.ServiceKey) -> model.Stats:
         return self.engine.svc_stats[self._find(Op.GET_SERVICE, key).key].as_model()

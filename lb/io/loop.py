@@ -158,6 +158,11 @@ class _LoopBase:
             for hook in self.tick_hooks:
                 hook(now)
 
+    def _wait_ms(self) -> int:
+        """How long a step may sleep waiting for frames: timeout_ms, or 0 while a control socket is still
+        producing or sending a response (Server.busy), which it does between steps."""
+        return 0 if any(getattr(c, "busy", False) for c in self.controls) else self.timeout_ms
+
     def handle_slow(self, frame: bytes | bytearray | memoryview, port: int) -> None:
         reply = self.slow.handle(frame, port)
         if reply is not None:
@@ -257,7 +262,7 @@ class Dataplane(_LoopBase):
     def step(self) -> int:
         # step 1 (docs/packet-walk.md): frames in -> lb_process_batch (steps 2-8, C) -> frames out (step 9)
         now = self.clock_ns()
-        n: int = self.lib.lb_pump(self.core.ptr, self.pump, self.budget, self.timeout_ms, now)
+        n: int = self.lib.lb_pump(self.core.ptr, self.pump, self.budget, self._wait_ms(), now)
         if n < 0:
             raise OSError(-n, "lb_pump")
         self.frames += n
@@ -353,7 +358,7 @@ class PyDataplane(_LoopBase):
             while done < self.budget and self._rx_one(p, now):
                 done += 1
         if done == 0:
-            for fd, _ev in self._poll.poll(self.timeout_ms):
+            for fd, _ev in self._poll.poll(self._wait_ms()):
                 p = self._by_fd[fd]
                 while done < self.budget and self._rx_one(p, now):
                     done += 1

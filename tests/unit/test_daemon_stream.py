@@ -1,0 +1,157 @@
+"""Test that the control socket streams a long `status` listing without holding the run loop.
+
+- the streamed response is byte for byte the one-piece response (handle_line of the same request), for
+  the C core and the Python engine's PyCore;
+- with a zero time slice every poll() produces one piece, the server says it is `busy` meanwhile (so the
+  run loop does not sleep), and the client still gets one complete, valid line;
+- a request pipelined behind the listing is answered after it, in order;
+- a service deleted while its listing is under way is left out, and the line stays valid JSON;
+- `service` (one service) is answered without listing the others, and an unknown one is ESRCH;
+- the run loop's wait is 0 ms while a control is busy, its timeout otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lb import model
+from lb.config import parse_rules_checked
+from lb.core.core import Core
+from lb.daemon import protocol as p
+from lb.daemon import server as server_mod
+from lb.daemon.server import Server
+from lb.engine.control import PyCore
+from lb.io.loop import _LoopBase
+from lb.state import ConfigState
+
+N = 40
+
+
+def _rules(n: int = N) -> str:
+    lines = []
+    for i in range(n):
+        lines += [f"-A -t 10.9.{i // 250}.{i % 250 + 1}:80 -s wlc",
+                  f"-a -t 10.9.{i // 250}.{i % 250 + 1}:80 -r 10.2.0.{i % 200 + 2}:8080 -m -w {i % 5}",
+                  f"-a -t 10.9.{i // 250}.{i % 250 + 1}:80 -r 10.2.0.250:80 -m -w 1"]
+    return "\n".join(lines) + "\n"
+
+
+def _state(kind: str) -> ConfigState:
+    core: Any = Core(conn_max=1024, svc_max=64, dest_max=256) if kind == "c" else PyCore(conn_max=1024)
+    st = ConfigState(core)
+    st.apply(parse_rules_checked(_rules()))
+    return st
+
+
+@pytest.fixture
+def srv(tmp_path: Path) -> Iterator[Server]:
+    s = Server(_state("c"), str(tmp_path / "lb.sock")).start()
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("kind", ["c", "python"])
+def test_streamed_status_is_the_one_piece_response(kind: str, tmp_path: Path) -> None:
+    s = Server(_state(kind), str(tmp_path / "lb.sock"))
+    req = p.request(7, "status")
+    pieces = list(s.respond(req))
+    assert len(pieces) == N + 2
+    whole = b"".join(pieces)
+    assert whole == p.encode({"v": p.VERSION, "id": 7, "ok": True, "result": s.dispatch("status", {})})
+    doc = json.loads(whole)
+    assert [x["service"]["key"]["addr"] for x in doc["result"]["services"]][:2] == ["10.9.0.1", "10.9.0.2"]
+    assert len(doc["result"]["services"]) == N
+
+
+def _connect(s: Server) -> socket.socket:
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(s.path)
+    c.setblocking(False)
+    s.poll(0.0)  # accept
+    return c
+
+
+def _drain(c: socket.socket, into: bytearray) -> None:
+    while True:
+        try:
+            data = c.recv(1 << 20)
+        except BlockingIOError:
+            return
+        if not data:
+            return
+        into += data
+
+
+def test_status_is_produced_across_polls_in_order(srv: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server_mod, "JOB_SLICE_S", 0.0)
+    c = _connect(srv)
+    c.sendall(p.request(1, "status") + p.request(2, "ping"))
+    got = bytearray()
+    polls = 0
+    while got.count(b"\n") < 2 and polls < 10 * N:
+        srv.poll(0.0)
+        polls += 1
+        if polls == 1:
+            assert srv.busy
+        _drain(c, got)
+    assert polls >= N  # one service per poll: the run loop got control back between pieces
+    srv.poll(0.0)  # the last piece was handed out; this poll finds the response ended
+    assert not srv.busy
+    first, second, rest = bytes(got).split(b"\n")
+    assert rest == b""
+    assert json.loads(first)["id"] == 1 and len(json.loads(first)["result"]["services"]) == N
+    assert json.loads(second)["id"] == 2 and json.loads(second)["ok"]
+    c.close()
+
+
+def test_a_service_deleted_mid_listing_is_left_out(srv: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server_mod, "JOB_SLICE_S", 0.0)
+    c = _connect(srv)
+    c.sendall(p.request(1, "status"))
+    got = bytearray()
+    for _ in range(3):
+        srv.poll(0.0)
+    gone = model.ServiceKey(model.Proto.TCP, model.parse_addr("10.9.0.30"), 80)
+    srv.state.apply(parse_rules_checked("-D -t 10.9.0.30:80\n"))
+    for _ in range(10 * N):
+        srv.poll(0.0)
+        _drain(c, got)
+        if got.endswith(b"\n"):
+            break
+    services = json.loads(got)["result"]["services"]
+    assert len(services) == N - 1
+    assert str(gone.addr) not in {x["service"]["key"]["addr"] for x in services}
+    c.close()
+
+
+def test_one_service_and_unknown_service(srv: Server) -> None:
+    key = model.ServiceKey(model.Proto.TCP, model.parse_addr("10.9.0.5"), 80)
+    one = srv.dispatch("service", {"key": p.key_to_dict(key)})
+    assert one["service"]["key"]["addr"] == "10.9.0.5" and len(one["dests"]) == 2
+    missing = json.loads(srv.handle_line(p.request(3, "service", {"key": p.key_to_dict(
+        model.ServiceKey(model.Proto.TCP, model.parse_addr("10.9.9.9"), 80))})))
+    assert not missing["ok"] and missing["error"]["errno"] == 3  # ESRCH
+
+
+class _Busy:
+    def __init__(self) -> None:
+        self.busy = False
+
+    def poll(self, budget_s: float = 0.0) -> int:
+        return 0
+
+
+def test_run_loop_does_not_sleep_while_a_control_is_busy() -> None:
+    loop = _LoopBase.__new__(_LoopBase)
+    ctl = _Busy()
+    loop.controls = [ctl]
+    loop.timeout_ms = 20
+    assert loop._wait_ms() == 20
+    ctl.busy = True
+    assert loop._wait_ms() == 0
