@@ -8,7 +8,7 @@ transition), `batch_reply` (the NAT reply direction), `batch_lookup` (read-only)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
@@ -167,7 +167,19 @@ class ConnTable:
 
     def dump(self, now_ns: int = 0) -> list[model.ConnInfo]:
         """The table as `ipvsadm -Lnc` sees it at now_ns (entries past their time left out)."""
-        return [self.info(r[0]) for r in self.raw(now_ns)]
+        return list(self.iter_dump(now_ns))
+
+    def iter_dump(self, now_ns: int = 0, chunk: int = 1024) -> Iterator[model.ConnInfo]:
+        """dump(), read from the core `chunk` entries at a time as it is consumed (the control socket
+        streams `-c` this way, handing the data plane back in between).  The cursor is a slot index, so
+        entries created or expired meanwhile may be in or out, but none is listed twice."""
+        buf = self.ffi.new("struct lb_conn_info[]", chunk)
+        cursor = self.ffi.new("uint64_t *", 0)
+        while True:
+            n = self.lib.lb_conn_dump(self.core.ptr, cursor, buf, chunk, now_ns)
+            if n == 0:
+                return
+            yield from [self.info(buf[i]) for i in range(n)]
 
     # ---- timeouts and counters ----
 

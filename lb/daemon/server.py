@@ -22,7 +22,7 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,9 @@ MAX_OUTBUF = 16 * 1024 * 1024
 READ_CHUNK = 65536
 #: How long one poll() may spend producing a streamed response before it hands the data plane back.
 JOB_SLICE_S = 0.002
-_SERVICES_MARK = "\x00services\x00"
+_LIST_MARK = "\x00list\x00"
+#: Connections per piece of a streamed `conns` response (services go one per piece).
+CONNS_PER_PIECE = 256
 
 
 def socket_path(path: str | None = None) -> str:
@@ -56,20 +58,22 @@ class _Client:
     job: Iterator[bytes] | None = None   # a response being produced piece by piece (see respond())
 
 
-def default_conns(core: Any) -> list[model.ConnInfo]:
-    """The connection table (lb.core.conn.ConnTable.dump at the monotonic clock the run loop uses), or []."""
+def default_conns(core: Any) -> Iterable[model.ConnInfo]:
+    """The connection table (lb.core.conn.ConnTable.iter_dump at the monotonic clock the run loop uses, read
+    as it is consumed), or nothing."""
     try:
         conn = importlib.import_module("lb.core.conn")
     except ModuleNotFoundError:
         return []
-    return list(conn.ConnTable(core).dump(time.monotonic_ns()))
+    it: Iterable[model.ConnInfo] = conn.ConnTable(core).iter_dump(time.monotonic_ns())
+    return it
 
 
 class Server:
     """The control socket of one balancer."""
 
     def __init__(self, state: ConfigState, path: str | None = None, *,
-                 conns: Callable[[], list[model.ConnInfo]] | None = None,
+                 conns: Callable[[], Iterable[model.ConnInfo]] | None = None,
                  on_change: Callable[[ApplyResult], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, size: int | None = None) -> None:
         """`conns` lists the connection table for -c (default: ConnTable.dump at time.monotonic_ns(), the
@@ -317,6 +321,9 @@ class Server:
             req_id, op, args = p.decode_request(line)
             if op == "status":
                 stream = self.status_stream(req_id)
+            elif op == "conns":
+                stream = self._stream(req_id, {"conns": [_LIST_MARK]},
+                                      (p.conn_to_dict(c) for c in self.conns()), CONNS_PER_PIECE)
             else:
                 result = self.dispatch(op, args)
                 self.requests += 1
@@ -335,18 +342,25 @@ class Server:
     def status_stream(self, req_id: int) -> Iterator[bytes]:
         """The `status` response line as pieces: everything around the service list (built now), then one
         piece per service (ConfigState.status_iter, built when asked for), then the rest."""
-        env = {"v": p.VERSION, "id": req_id, "ok": True,
-               "result": {**self._header(), "services": [_SERVICES_MARK],
-                          "timeouts": p.timeouts_to_dict(self.state.timeouts)}}
-        head, _, tail = p.encode(env).partition(b"[" + json.dumps(_SERVICES_MARK).encode() + b"]")
-        return self._status_pieces(head, tail)
+        result = {**self._header(), "services": [_LIST_MARK],
+                  "timeouts": p.timeouts_to_dict(self.state.timeouts)}
+        return self._stream(req_id, result, (p.status_to_dict(s) for s in self.state.status_iter()), 1)
 
-    def _status_pieces(self, head: bytes, tail: bytes) -> Iterator[bytes]:
+    @staticmethod
+    def _stream(req_id: int, result: dict[str, Any], items: Iterable[Any], per_piece: int) -> Iterator[bytes]:
+        """A success response whose `result` holds one list, given as [_LIST_MARK], produced from `items`
+        `per_piece` at a time when asked for: the bytes of p.encode with the list filled in."""
+        env = {"v": p.VERSION, "id": req_id, "ok": True, "result": result}
+        head, _, tail = p.encode(env).partition(b"[" + json.dumps(_LIST_MARK).encode() + b"]")
         yield head + b"["
-        sep = b""
-        for s in self.state.status_iter():
-            yield sep + json.dumps(p.status_to_dict(s), separators=(",", ":")).encode()
-            sep = b","
+        sep, batch = b"", []
+        for item in items:
+            batch.append(json.dumps(item, separators=(",", ":")))
+            if len(batch) >= per_piece:
+                yield sep + ",".join(batch).encode()
+                sep, batch = b",", []
+        if batch:
+            yield sep + ",".join(batch).encode()
         yield b"]" + tail
 
     def _trace(self, a: dict[str, Any]) -> dict[str, Any]:

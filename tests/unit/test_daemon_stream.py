@@ -1,4 +1,4 @@
-"""Test that the control socket streams a long `status` listing without holding the run loop.
+"""Test that the control socket streams long `status` and `conns` listings without holding the run loop.
 
 - the streamed response is byte for byte the one-piece response (handle_line of the same request), for
   the C core and the Python engine's PyCore;
@@ -7,6 +7,7 @@
 - a request pipelined behind the listing is answered after it, in order;
 - a service deleted while its listing is under way is left out, and the line stays valid JSON;
 - `service` (one service) is answered without listing the others, and an unknown one is ESRCH;
+- `conns` comes CONNS_PER_PIECE entries per piece, byte for byte the one-piece listing;
 - the run loop's wait is 0 ms while a control is busy, its timeout otherwise.
 """
 
@@ -155,3 +156,36 @@ def test_run_loop_does_not_sleep_while_a_control_is_busy() -> None:
     assert loop._wait_ms() == 20
     ctl.busy = True
     assert loop._wait_ms() == 0
+
+
+def test_conns_are_streamed_in_pieces_and_match_the_one_piece_listing(
+        srv: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`-c` at scale: the listing comes CONNS_PER_PIECE entries per poll, byte for byte the dispatch one."""
+    import time  # noqa: PLC0415
+    from ipaddress import IPv4Address  # noqa: PLC0415
+
+    from lb.core.conn import ConnTable  # noqa: PLC0415
+    from lb.core.core import Flow  # noqa: PLC0415
+
+    monkeypatch.setattr(server_mod, "JOB_SLICE_S", 0.0)
+    monkeypatch.setattr(server_mod, "CONNS_PER_PIECE", 10)
+    table = ConnTable(srv.state.core)
+    flows = [Flow(IPv4Address("10.8.0.1"), 20000 + i, IPv4Address("10.9.0.1"), 80) for i in range(95)]
+    assert -1 not in table.batch_schedule(flows, now_ns=time.monotonic_ns())
+    now = time.monotonic_ns()
+    srv.conns = lambda: table.iter_dump(now)
+    req = p.request(5, "conns")
+    pieces = list(srv.respond(req))
+    assert len(pieces) == 2 + 10  # head, 9 pieces of 10 and one of 5, tail
+    whole = b"".join(pieces)
+    assert whole == p.encode({"v": p.VERSION, "id": 5, "ok": True, "result": srv.dispatch("conns", {})})
+    assert sorted(c["cport"] for c in json.loads(whole)["result"]["conns"]) == list(range(20000, 20095))
+    c = _connect(srv)
+    c.sendall(req)
+    got, polls = bytearray(), 0
+    while not got.endswith(b"\n") and polls < 100:
+        srv.poll(0.0)
+        polls += 1
+        _drain(c, got)
+    assert polls >= 10 and bytes(got) == whole
+    c.close()
