@@ -17,6 +17,7 @@ Ordering (what the kernel and ipvsadm do, and what pyvs does):
 from __future__ import annotations
 
 import dataclasses
+import socket
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import cmp_to_key
@@ -125,8 +126,14 @@ _FWD_SWITCHES = {Fwd.MASQ: "-m", Fwd.TUNNEL: "-i", Fwd.LOCALNODE: "-g", Fwd.DROU
 
 
 def parse_addr(text: str) -> Addr:
-    """An IPv4/IPv6 address from text (ValueError names the text)."""
-    return ip_address(text)
+    """An IPv4/IPv6 address from text (ValueError names the text).  A dotted quad takes a fast path:
+    inet_pton accepts exactly the dotted quads ipaddress does (four decimal parts, each <= 255, no leading
+    zeros), and IPv4Address built from the packed bytes skips ipaddress's own parse (~4x faster, which
+    counts when a 10 000-service change set arrives on the control socket)."""
+    try:
+        return IPv4Address(socket.inet_pton(socket.AF_INET, text))
+    except (OSError, TypeError, ValueError):
+        return ip_address(text)
 
 
 @dataclass(frozen=True, slots=True)

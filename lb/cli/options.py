@@ -218,6 +218,10 @@ def string_to_number(s: str, lo: int, hi: int) -> int:
 
 def inet_aton(text: str) -> int | None:
     """glibc inet_aton: a, a.b, a.b.c or a.b.c.d, each part decimal, 0octal or 0xhex; host-order int."""
+    try:  # the common case, a plain dotted quad (inet_pton takes no other form, so the value is the same)
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, ValueError):
+        pass
     parts = text.split(".")
     if not 1 <= len(parts) <= 4 or text.endswith("."):
         return None

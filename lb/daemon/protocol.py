@@ -15,7 +15,6 @@ does no I/O.
 from __future__ import annotations
 
 import json
-from ipaddress import ip_address
 from typing import Any
 
 from lb import model
@@ -69,7 +68,7 @@ def _req(d: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
 
 def _addr(text: Any) -> model.Addr:
     try:
-        return ip_address(str(text))
+        return model.parse_addr(str(text))
     except ValueError:
         raise ProtocolError(f"bad address {text!r}") from None
 
