@@ -42,6 +42,9 @@ JOB_SLICE_S = 0.002
 _LIST_MARK = "\x00list\x00"
 #: Connections per piece of a streamed `conns` response (services go one per piece).
 CONNS_PER_PIECE = 256
+#: A streamed response waits while this much of it is still unsent: its size is then bounded by what the
+#: client reads, not by MAX_OUTBUF (a -c listing of a million connections is ~200 MB).
+OUT_HIGH = 1 << 20
 
 
 def socket_path(path: str | None = None) -> str:
@@ -156,7 +159,7 @@ class Server:
             if now >= self._next_tick:
                 self.state.tick(now)
                 self._next_tick = now + INTERVAL_S
-            timeout = max(0.0, deadline - now)
+            timeout = 0.0 if self.busy else max(0.0, deadline - now)  # a pending response goes on at once
             for key, events in self._sel.select(timeout):
                 if key.data is None:
                     self._accept()
@@ -245,10 +248,11 @@ class Server:
         return served
 
     def _advance(self, fd: int, until: float) -> None:
-        """Produce the client's streamed response until it ends or `until` passes."""
+        """Produce the client's streamed response until it ends, `until` passes, or OUT_HIGH of it waits
+        unsent (the client is reading slower than it is produced)."""
         c = self._clients[fd]
         try:
-            while c.job is not None:
+            while c.job is not None and len(c.outbuf) < OUT_HIGH:
                 try:
                     chunk = next(c.job)
                 except StopIteration:

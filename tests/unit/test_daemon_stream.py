@@ -8,6 +8,8 @@
 - a service deleted while its listing is under way is left out, and the line stays valid JSON;
 - `service` (one service) is answered without listing the others, and an unknown one is ESRCH;
 - `conns` comes CONNS_PER_PIECE entries per piece, byte for byte the one-piece listing;
+- a client that does not read holds the stream back (OUT_HIGH), and a listing bigger than MAX_OUTBUF
+  reaches a reading client whole;
 - the run loop's wait is 0 ms while a control is busy, its timeout otherwise.
 """
 
@@ -189,3 +191,67 @@ def test_conns_are_streamed_in_pieces_and_match_the_one_piece_listing(
         _drain(c, got)
     assert polls >= 10 and bytes(got) == whole
     c.close()
+
+
+def test_a_client_that_does_not_read_holds_the_stream_back(
+        srv: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backpressure: while the client reads nothing, the unsent part stays near OUT_HIGH instead of the
+    whole listing piling up (and being dropped at MAX_OUTBUF); once it reads, the line arrives whole."""
+    monkeypatch.setattr(server_mod, "OUT_HIGH", 2000)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    c.connect(srv.path)
+    c.setblocking(False)
+    srv.poll(0.0)
+    (client,) = srv._clients.values()
+    client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2048)
+    c.sendall(p.request(1, "status"))
+    piece = max(len(x) for x in srv.respond(p.request(1, "status")))
+    for _ in range(50):
+        srv.poll(0.0)
+        assert len(client.outbuf) < 2000 + piece
+    assert client.job is not None and srv.busy
+    got = bytearray()
+    for _ in range(5000):
+        srv.poll(0.0)
+        _drain(c, got)
+        if got.endswith(b"\n"):
+            break
+    assert len(json.loads(got)["result"]["services"]) == N
+    c.close()
+
+
+def test_a_conn_listing_larger_than_max_outbuf_arrives_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A -c listing bigger than MAX_OUTBUF (16 MB: ~70 000 connections; 1 MB and 8 000 here, to stay quick):
+    sent whole, it cost the client its connection; streamed with backpressure, the client gets every entry."""
+    import threading  # noqa: PLC0415
+    import time  # noqa: PLC0415
+    from ipaddress import IPv4Address  # noqa: PLC0415
+
+    from lb.core.conn import ConnTable  # noqa: PLC0415
+    from lb.core.core import Flow  # noqa: PLC0415
+    from lb.daemon.client import Client  # noqa: PLC0415
+
+    monkeypatch.setattr(server_mod, "MAX_OUTBUF", 1 << 20)
+    monkeypatch.setattr(server_mod, "OUT_HIGH", 1 << 16)
+    n = 8_000
+    st = ConfigState(Core(conn_max=1 << 14, svc_max=4, dest_max=16))
+    st.apply(parse_rules_checked("-A -t 10.9.0.1:80 -s rr\n-a -t 10.9.0.1:80 -r 10.2.0.2:8080 -m\n"))
+    table = ConnTable(st.core)
+    flows = [Flow(IPv4Address("10.8.0.1"), 10000 + i, IPv4Address("10.9.0.1"), 80) for i in range(n)]
+    assert -1 not in table.batch_schedule(flows, now_ns=time.monotonic_ns())
+    srv = Server(st, str(tmp_path / "lb.sock")).start()
+    stop = threading.Event()
+    t = threading.Thread(target=srv.serve_forever, args=(stop, 0.02), daemon=True)
+    t.start()
+    try:
+        one = json.dumps(p.conn_to_dict(next(iter(table.iter_dump(time.monotonic_ns())))))
+        assert n * len(one) > server_mod.MAX_OUTBUF
+        conns = Client(srv.path).conns()
+        assert len(conns) == n
+        assert srv.dropped == 0
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
