@@ -128,7 +128,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.add_argument("--io", choices=("afpacket", "tap"), default="afpacket")
     up.add_argument("--engine", choices=("c", "python"), default="c")
     up.add_argument("--balancer", choices=bal.BALANCERS, default="",
-                    help="lb (pyvs), nft, route (DR), py (DR/TUN); default lb when `lb run` exists")
+                    help="lb (pyvs), nft (NAT: DNAT; DR: netdev fwd), nft-dnat (DNAT in any mode, replies "
+                         "routed back through it), route (DR), py (DR/TUN); default lb when `lb run` exists")
     _name_arg(up)
     up.set_defaults(func=cmd_up)
 
