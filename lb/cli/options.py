@@ -282,7 +282,9 @@ def parse_service(buf: str, proto: model.Proto) -> tuple[int, model.Addr | None,
         buf, portp = inner, rest[1:]
     addr: model.Addr | None
     try:
-        addr = IPv6Address(buf) if ":" in buf and "%" not in buf else None
+        # an IPv6 literal has at least two colons (ipaddress: "At least 3 parts expected"), so "a.b.c.d:port"
+        # skips the doomed IPv6 parse
+        addr = IPv6Address(buf) if buf.count(":") >= 2 and "%" not in buf else None
     except ValueError:
         addr = None
     if addr is None:
