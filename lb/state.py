@@ -75,6 +75,8 @@ class ConfigState:
         self.core = core
         self._m = _Model()
         self.lock = threading.RLock()
+        #: bumped by every apply: a change set validated at one version needs no second validation at it
+        self.version = 0
         if sched_names is None:
             lib, ffi = core.lib, core.ffi
             sched_names = [ffi.string(lib.lb_sched_name(i)).decode() for i in range(lib.lb_sched_count())]
@@ -243,10 +245,20 @@ class ConfigState:
 
     def validate(self, changes: Sequence[Change]) -> None:
         """Raise the error the first failing change would get; change nothing."""
+        for _ in self.validate_iter(changes, len(changes) or 1):
+            pass
+
+    def validate_iter(self, changes: Sequence[Change], step: int) -> Iterator[int]:
+        """validate(), yielding after every `step` changes so that a caller can hand the data plane back.
+        It works on a copy of the model taken at the start; the version it validated against is the one
+        in force when it started (apply(validated=...) validates again if another change set landed since)."""
         with self.lock:
             m = self._m.copy()
-            for c in changes:
+        for i, c in enumerate(changes, 1):
+            with self.lock:
                 self._validate_one(m, c)
+            if i % step == 0 and i < len(changes):
+                yield i
 
     # ---- applying ----
 
@@ -346,10 +358,14 @@ class ConfigState:
             undo.append(lambda: set_core_timeouts(core, old_t))
             m.timeouts = new_t
 
-    def apply(self, changes: Sequence[Change]) -> ApplyResult:
-        """Validate, then apply all changes, or none (see the module docstring)."""
+    def apply(self, changes: Sequence[Change], validated: int | None = None) -> ApplyResult:
+        """Validate, then apply all changes, or none (see the module docstring).  `validated`: the version
+        at which the caller already validated exactly these changes (validate_iter); the validation is
+        skipped when no other change set has landed since."""
         with self.lock:
-            self.validate(changes)
+            if validated is None or validated != self.version:
+                self.validate(changes)
+            self.version += 1
             saved = self._m.copy()
             undo: list[Undo] = []
             result = ApplyResult()

@@ -192,6 +192,27 @@ class Core:
         n = min(self._check(Op.GET_SERVICES, lib.lb_svc_list(self.ptr, buf, n)), n)
         return [self._status_of(buf[i]) for i in range(n)]
 
+    def dest_view(self) -> list[tuple[model.ServiceKey, list[tuple[int, model.Addr, model.Fwd]]]]:
+        """Every service's key with its dests' (id, address, forwarding method), list order, read straight
+        from the C lists: what the run loop's next-hop and guard view needs after every change set,
+        without building the counters and model objects of services() (0.6 s at 10 000 services)."""
+        n = lib.lb_svc_list(self.ptr, ffi.NULL, 0)
+        buf = ffi.new("struct lb_svc_info[]", max(n, 1))
+        n = min(self._check(Op.GET_SERVICES, lib.lb_svc_list(self.ptr, buf, n)), n)
+        dbuf, cap = ffi.new("struct lb_dest_info[]", 16), 16
+        out = []
+        for i in range(n):
+            c = buf[i].cfg
+            key = model.ServiceKey(model.Proto(c.proto), _get_addr(c.addr, c.af), c.port, c.fwmark)
+            cfg = ffi.addressof(buf[i], "cfg")
+            m = self._check(Op.GET_DESTS, lib.lb_dest_list(self.ptr, cfg, ffi.NULL, 0), key)
+            if m > cap:
+                dbuf, cap = ffi.new("struct lb_dest_info[]", m), m
+            m = min(self._check(Op.GET_DESTS, lib.lb_dest_list(self.ptr, cfg, dbuf, m)), m)
+            out.append((key, [(int(dbuf[j].id), _get_addr(dbuf[j].cfg.addr, dbuf[j].cfg.af),
+                                model.Fwd(dbuf[j].cfg.fwd)) for j in range(m)]))
+        return out
+
     def service_status(self, key: model.ServiceKey) -> model.ServiceStatus:
         """One service as services() shows it (IpvsError ESRCH when there is no such service)."""
         info = ffi.new("struct lb_svc_info *")

@@ -42,6 +42,9 @@ JOB_SLICE_S = 0.002
 _LIST_MARK = "\x00list\x00"
 #: Connections per piece of a streamed `conns` response (services go one per piece).
 CONNS_PER_PIECE = 256
+#: Changes decoded or validated per piece of an `apply` before the run loop gets control back; the apply
+#: itself stays one atomic step.
+APPLY_PER_PIECE = 500
 #: A streamed response waits while this much of it is still unsent: its size is then bounded by what the
 #: client reads, not by MAX_OUTBUF (a -c listing of a million connections is ~200 MB).
 OUT_HIGH = 1 << 20
@@ -258,9 +261,10 @@ class Server:
                 except StopIteration:
                     c.job = None
                     break
-                self._queue(fd, chunk)
-                if fd not in self._clients:
-                    return
+                if chunk:
+                    self._queue(fd, chunk)
+                    if fd not in self._clients:
+                        return
                 if time.monotonic() >= until:
                     break
         except Exception:  # a response that fails half-written cannot be repaired: end the connection
@@ -325,6 +329,8 @@ class Server:
             req_id, op, args = p.decode_request(line)
             if op == "status":
                 stream = self.status_stream(req_id)
+            elif op == "apply":
+                stream = self._apply_pieces(req_id, args)
             elif op == "conns":
                 stream = self._stream(req_id, {"conns": [_LIST_MARK]},
                                       (p.conn_to_dict(c) for c in self.conns()), CONNS_PER_PIECE)
@@ -349,6 +355,36 @@ class Server:
         result = {**self._header(), "services": [_LIST_MARK],
                   "timeouts": p.timeouts_to_dict(self.state.timeouts)}
         return self._stream(req_id, result, (p.status_to_dict(s) for s in self.state.status_iter()), 1)
+
+    def _apply_pieces(self, req_id: int, args: dict[str, Any]) -> Iterator[bytes]:
+        """`apply` in pieces: the change set is decoded and validated APPLY_PER_PIECE changes at a time
+        (empty pieces: the run loop forwards packets in between), then applied in one atomic step, which
+        validates again only if another change set landed meanwhile.  The response is dispatch's."""
+        st = self.state
+        try:
+            raw = args.get("changes")
+            if not isinstance(raw, list):
+                raise ProtocolError("apply needs a list of changes")
+            changes = []
+            for i, c in enumerate(raw, 1):
+                changes.append(p.change_from_dict(c))
+                if i % APPLY_PER_PIECE == 0:
+                    yield b""
+            version = st.version
+            for _ in st.validate_iter(changes, APPLY_PER_PIECE):
+                yield b""
+            result = self._applied(st.apply(changes, validated=version))
+            yield p.encode({"v": p.VERSION, "id": req_id, "ok": True, "result": result})
+        except LbError as exc:
+            yield p.encode({"v": p.VERSION, "id": req_id, "ok": False, "error": exc.to_dict()})
+        except Exception as exc:  # as respond(): a bad request must never take the daemon down
+            err = LbError(f"internal error: {type(exc).__name__}: {exc}")
+            yield p.encode({"v": p.VERSION, "id": req_id, "ok": False, "error": err.to_dict()})
+
+    def _applied(self, result: ApplyResult) -> dict[str, Any]:
+        if self.on_change is not None:
+            self.on_change(result)
+        return {"changed_dest_ids": result.changed_dest_ids, "removed_dest_ids": result.removed_dest_ids}
 
     @staticmethod
     def _stream(req_id: int, result: dict[str, Any], items: Iterable[Any], per_piece: int) -> Iterator[bytes]:
@@ -397,11 +433,7 @@ class Server:
             raw = args.get("changes")
             if not isinstance(raw, list):
                 raise ProtocolError("apply needs a list of changes")
-            changes = [p.change_from_dict(c) for c in raw]
-            result = st.apply(changes)
-            if self.on_change is not None:
-                self.on_change(result)
-            return {"changed_dest_ids": result.changed_dest_ids, "removed_dest_ids": result.removed_dest_ids}
+            return self._applied(st.apply([p.change_from_dict(c) for c in raw]))
         if op == "status":
             return {**self._header(), "services": [p.status_to_dict(s) for s in st.status()],
                     "timeouts": p.timeouts_to_dict(st.timeouts)}

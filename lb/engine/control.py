@@ -278,6 +278,15 @@ class PyCore:
         """Every service (slot order) with its dests (newest first) and counters, as Core.services."""
         return [self._status_of(self._svc_slots[slot]) for slot in sorted(self._svc_slots)]
 
+    def dest_view(self) -> list[tuple[model.ServiceKey, list[tuple[int, model.Addr, model.Fwd]]]]:
+        """As Core.dest_view: every service's key with its dests' (id, address, forwarding method)."""
+        out = []
+        for slot in sorted(self._svc_slots):
+            ref = self._svc_slots[slot]
+            infos = [self._dest_info(d) for d in ref.dests]
+            out.append((self._service_model(ref).key, [(i.id, i.dest.addr, i.dest.fwd) for i in infos]))
+        return out
+
     def service_status(self, key: model.ServiceKey) -> model.ServiceStatus:
         """One service as services() shows it (IpvsError ESRCH when there is no such service)."""
         return self._status_of(self._find(Op.GET_SERVICE, key))

@@ -89,20 +89,21 @@ def service_view(core: Any) -> tuple[set[IPv4Address], list[tuple[int, IPv4Addre
     vips: set[IPv4Address] = set()
     dests: list[tuple[int, IPv4Address]] = []
     nat: list[IPv4Address] = []
-    for st in core.services():
-        key = st.service.key
+    for key, view in core.dest_view():
         if isinstance(key.addr, IPv4Address) and not key.fwmark:
             vips.add(key.addr)
-        for d in core.dest_infos(key):
-            if isinstance(d.dest.addr, IPv4Address):
-                dests.append((d.id, d.dest.addr))
-                if d.dest.fwd == model.Fwd.MASQ:
-                    nat.append(d.dest.addr)
+        for dest_id, addr, fwd in view:
+            if isinstance(addr, IPv4Address):
+                dests.append((dest_id, addr))
+                if fwd == model.Fwd.MASQ:
+                    nat.append(addr)
     return vips, dests, nat
 
 
 class _LoopBase:
     """What both engines share: slow path, next hops, guard, control socket, housekeeping."""
+
+    timeout_ms: int  # how long a step may wait for frames (set by each engine)
 
     def __init__(self, core: Any, ports: Sequence[Port], *, control: Control | None = None,
                  guard: KernelGuard | None = None, log: Log = stderr_log, verbose: bool = False,
@@ -150,6 +151,8 @@ class _LoopBase:
     def housekeeping(self, now_ns: int) -> None:
         if self.hk.dirty:
             self.refresh()
+        if self.guard is not None:
+            self.guard.poll()             # reap a background nft (KernelGuard)
         now = now_ns / 1e9
         if now >= self.hk.next_tick:
             self.hk.next_tick = now + self.hk.interval

@@ -7,6 +7,8 @@
 - a request pipelined behind the listing is answered after it, in order;
 - a service deleted while its listing is under way is left out, and the line stays valid JSON;
 - `service` (one service) is answered without listing the others, and an unknown one is ESRCH;
+- `apply` is decoded and validated in pieces, the core sees nothing until one atomic step, the answer is
+  dispatch's, and a change set landing meanwhile makes the final validation refuse the streamed one whole;
 - `conns` comes CONNS_PER_PIECE entries per piece, byte for byte the one-piece listing;
 - a client that does not read holds the stream back (OUT_HIGH), and a listing bigger than MAX_OUTBUF
   reaches a reading client whole;
@@ -255,3 +257,80 @@ def test_a_conn_listing_larger_than_max_outbuf_arrives_whole(
         stop.set()
         t.join(5)
         srv.close()
+
+
+def _apply_request(req_id: int, text: str) -> bytes:
+    return p.request(req_id, "apply", {"changes": [p.change_to_dict(c) for c in parse_rules_checked(text)]})
+
+
+def _until_line(srv: Server, c: socket.socket, polls: int = 10_000) -> tuple[bytes, int]:
+    got, n = bytearray(), 0
+    while not got.endswith(b"\n") and n < polls:
+        srv.poll(0.0)
+        n += 1
+        _drain(c, got)
+    return bytes(got), n
+
+
+def test_apply_is_decoded_and_validated_in_pieces_then_applied_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big change set hands the run loop back while it is decoded and validated, and the core sees
+    nothing of it until the one atomic step; the answer is the one-piece answer."""
+    monkeypatch.setattr(server_mod, "JOB_SLICE_S", 0.0)
+    monkeypatch.setattr(server_mod, "APPLY_PER_PIECE", 10)
+    def fresh() -> ConfigState:
+        return ConfigState(Core(conn_max=1024, svc_max=128, dest_max=256))
+    srv = Server(fresh(), str(tmp_path / "lb.sock")).start()
+    try:
+        c = _connect(srv)
+        c.sendall(_apply_request(1, _rules()))
+        for _ in range(5):
+            srv.poll(0.0)
+            assert srv.state.core.services() == [] and srv.busy
+        line, polls = _until_line(srv, c)
+        assert polls >= 10  # 12 decode + 12 validate pieces of 10 changes, up to two per poll
+        reply = json.loads(line)
+        assert reply["ok"] and reply["id"] == 1 and len(reply["result"]["changed_dest_ids"]) == 2 * N
+        assert len(srv.state.core.services()) == N
+        wire = [p.change_to_dict(x) for x in parse_rules_checked(_rules())]
+        one_piece = Server(fresh(), str(tmp_path / "o.sock")).dispatch("apply", {"changes": wire})
+        assert one_piece == reply["result"]
+        c.close()
+    finally:
+        srv.close()
+
+
+def test_a_change_set_that_lands_meanwhile_is_seen_by_the_final_validation(
+        srv: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validated against version v; another change set lands (v+1) before the apply: validated again,
+    the streamed one is refused as a whole (EEXIST for its first service), and nothing of it applies."""
+    monkeypatch.setattr(server_mod, "JOB_SLICE_S", 0.0)
+    monkeypatch.setattr(server_mod, "APPLY_PER_PIECE", 1)
+    c = _connect(srv)
+    c.sendall(_apply_request(2, "".join(f"-A -t 10.7.0.{i}:80 -s rr\n" for i in (1, 2, 3))))
+    srv.poll(0.0)
+    srv.state.apply(parse_rules_checked("-A -t 10.7.0.1:80 -s wlc\n"))
+    line, _ = _until_line(srv, c)
+    reply = json.loads(line)
+    assert not reply["ok"] and reply["error"]["errno"] == 17  # EEXIST
+    addrs = {str(s.service.key.addr) for s in srv.state.status()}
+    assert "10.7.0.1" in addrs and not addrs & {"10.7.0.2", "10.7.0.3"}
+    assert srv.state.service_status(model.ServiceKey(model.Proto.TCP, model.parse_addr("10.7.0.1"), 80)
+                                    ).service.sched == "wlc"
+    c.close()
+
+
+def test_apply_validates_again_only_when_the_version_moved(monkeypatch: pytest.MonkeyPatch) -> None:
+    st = ConfigState(Core(conn_max=1024, svc_max=16, dest_max=16))
+    calls: list[int] = []
+    real = st.validate
+    monkeypatch.setattr(st, "validate", lambda ch: (calls.append(len(ch)), real(ch))[1])
+    one = parse_rules_checked("-A -t 10.7.0.1:80 -s rr\n")
+    v = st.version
+    list(st.validate_iter(one, 1))
+    st.apply(one, validated=v)
+    assert calls == [] and st.version == v + 1
+    two = parse_rules_checked("-A -t 10.7.0.2:80 -s rr\n")
+    st.apply(parse_rules_checked("-A -t 10.7.0.3:80 -s rr\n"))   # lands between validation and apply
+    st.apply(two, validated=v)
+    assert calls == [1, 1]  # the intervening apply, then the stale one validated again

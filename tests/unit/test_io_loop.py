@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from ipaddress import IPv4Address, IPv4Interface
+from typing import Any
 
 import pytest
 from scapy.layers.inet import IP, UDP
@@ -104,6 +105,29 @@ def test_service_view_lists_vips_and_dests() -> None:
     assert vips == {VIP}
     assert [a for _, a in dests] == [IPv4Address(RIP)]
     assert nat == [IPv4Address(RIP)]
+
+
+@pytest.mark.parametrize("kind", ["c", "python"])
+def test_dest_view_is_what_services_and_dest_infos_say(kind: str) -> None:
+    """Core/PyCore.dest_view (the run loop's lean view) against the full listing, on a mixed config:
+    NAT/DR/TUN dests, an IPv6 service, a fwmark service, a service without dests."""
+    from lb.config import parse_rules_checked  # noqa: PLC0415
+    from lb.engine.control import PyCore  # noqa: PLC0415
+    from lb.state import ConfigState  # noqa: PLC0415
+
+    core: Any = Core(conn_max=64, svc_max=16, dest_max=64) if kind == "c" else PyCore(conn_max=64)
+    ConfigState(core).apply(parse_rules_checked(
+        "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.2.0.11:8080 -m\n-a -t 10.0.0.1:80 -r 10.2.0.12 -g\n"
+        "-A -u 10.0.0.2:53 -s wlc\n-a -u 10.0.0.2:53 -r 10.3.0.5:53 -i -w 3\n"
+        "-A -t [2001:db8::1]:443 -s sh\n-a -t [2001:db8::1]:443 -r [2001:db8::10]:443 -m\n"
+        "-A -f 7 -s rr\n-a -f 7 -r 10.2.0.20:0 -m\n-A -t 10.0.0.3:80 -s rr\n"))
+    want = [(st.service.key, [(d.id, d.dest.addr, d.dest.fwd) for d in core.dest_infos(st.service.key)])
+            for st in core.services()]
+    assert core.dest_view() == want
+    vips, dests, nat = service_view(core)
+    assert vips == {IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2"), IPv4Address("10.0.0.3")}
+    assert sorted(str(a) for _, a in dests) == ["10.2.0.11", "10.2.0.12", "10.2.0.20", "10.3.0.5"]
+    assert sorted(str(a) for a in nat) == ["10.2.0.11", "10.2.0.20"]
 
 
 def test_udp_nat_through_c_pump(ports: list[SockPort]) -> None:
