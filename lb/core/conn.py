@@ -127,21 +127,6 @@ class ConnTable:
 
     # ---- dump ----
 
-    def raw(self, now_ns: int = 0) -> list[Any]:
-        """Every live entry as a copied `struct lb_conn_info` (dest_id, n_control, ... beyond ConnInfo)."""
-        chunk = 1024
-        buf = self.ffi.new("struct lb_conn_info[]", chunk)
-        cursor = self.ffi.new("uint64_t *", 0)
-        rows: list[Any] = []
-        while True:
-            n = self.lib.lb_conn_dump(self.core.ptr, cursor, buf, chunk, now_ns)
-            if n == 0:
-                return rows
-            for i in range(n):
-                row = self.ffi.new("struct lb_conn_info *")
-                row[0] = buf[i]
-                rows.append(row)
-
     def state_name(self, proto: int, state: int, flags: int) -> str:
         if flags & CONN_F_TEMPLATE:
             return "NONE"  # the kernel's template state (ip_vs_ctpl_state_name_table)

@@ -82,7 +82,7 @@ class Server:
                  conns: Callable[[], Iterable[model.ConnInfo]] | None = None,
                  on_change: Callable[[ApplyResult], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, size: int | None = None) -> None:
-        """`conns` lists the connection table for -c (default: ConnTable.dump at time.monotonic_ns(), the
+        """`conns` lists the connection table for -c (default: ConnTable.iter_dump at time.monotonic_ns(), the
         clock lb/io/loop.py passes the core); `on_change` gets every applied change set's ApplyResult."""
         self.state = state
         self.path = socket_path(path)
@@ -321,9 +321,10 @@ class Server:
         return b"".join(self.respond(line))
 
     def respond(self, line: bytes) -> Iterator[bytes]:
-        """One request line → its response line, in pieces.  `status` is streamed a service at a time
-        (status_stream), so that a listing of 10 000 services does not hold the data plane for a second;
-        every other request is answered in one piece.  The bytes are those of handle_line."""
+        """One request line → its response line, in pieces, so that a big request does not hold the data
+        plane: `status` a service at a time (status_stream), `conns` CONNS_PER_PIECE entries at a time,
+        `apply` decoded and validated in pieces before its one atomic step (_apply_pieces); every other
+        request in one piece.  The bytes are those of handle_line."""
         req_id = 0
         try:
             req_id, op, args = p.decode_request(line)
@@ -339,12 +340,8 @@ class Server:
                 self.requests += 1
                 yield p.encode({"v": p.VERSION, "id": req_id, "ok": True, "result": result})
                 return
-        except LbError as exc:
-            yield p.encode({"v": p.VERSION, "id": req_id, "ok": False, "error": exc.to_dict()})
-            return
         except Exception as exc:  # a bad request must never take the daemon down
-            err = LbError(f"internal error: {type(exc).__name__}: {exc}")
-            yield p.encode({"v": p.VERSION, "id": req_id, "ok": False, "error": err.to_dict()})
+            yield self._error(req_id, exc)
             return
         self.requests += 1
         yield from stream
@@ -375,11 +372,14 @@ class Server:
                 yield b""
             result = self._applied(st.apply(changes, validated=version))
             yield p.encode({"v": p.VERSION, "id": req_id, "ok": True, "result": result})
-        except LbError as exc:
-            yield p.encode({"v": p.VERSION, "id": req_id, "ok": False, "error": exc.to_dict()})
-        except Exception as exc:  # as respond(): a bad request must never take the daemon down
-            err = LbError(f"internal error: {type(exc).__name__}: {exc}")
-            yield p.encode({"v": p.VERSION, "id": req_id, "ok": False, "error": err.to_dict()})
+        except Exception as exc:  # as respond(): never take the daemon down
+            yield self._error(req_id, exc)
+
+    @staticmethod
+    def _error(req_id: int, exc: Exception) -> bytes:
+        """The error response line: an LbError as it is, anything else as an internal error."""
+        err = exc if isinstance(exc, LbError) else LbError(f"internal error: {type(exc).__name__}: {exc}")
+        return p.encode({"v": p.VERSION, "id": req_id, "ok": False, "error": err.to_dict()})
 
     def _applied(self, result: ApplyResult) -> dict[str, Any]:
         if self.on_change is not None:
